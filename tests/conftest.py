@@ -23,6 +23,16 @@ if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
 
+def pytest_configure(config):
+    # Keras 3.15's Variable.__array__ predates NumPy 2's ``copy`` keyword and
+    # emits this for every weight read -- noise from the reference library.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:__array__ implementation doesn't accept a copy keyword"
+        ":DeprecationWarning",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _seed_numpy():
     """Seed NumPy's global RNG before every test (deterministic initializers)."""

@@ -18,6 +18,11 @@ zero_output_for_mask True/False, initial_state, stateful (3 batches with a
 reset in the middle, Keras-2 ``reset_states(states=...)``), non-default
 activations / use_bias=False, implementation 1 vs 2, float64, dropout at
 inference, weight shapes, get_config keys and round-trip, parameter counts.
+
+Two Keras 3.15 (torch backend) bugs are worked around on the Keras side only:
+mask + go_backwards + unroll=True crashes (the reference then uses
+unroll=False, which is the same maths), and ``RNN.reset_state()`` fails on the
+nested states of stacked cells (the Keras states are zeroed by hand).
 """
 
 import copy

@@ -355,3 +355,26 @@ def test_regularizers_appear_on_losses():
     K, _, b = layer.get_weights()
     np.testing.assert_allclose(sorted(float(l) for l in layer.losses),
                                sorted([0.1 * float((K ** 2).sum()), 0.01 * float(np.abs(b).sum())]), rtol=1e-5)
+
+
+@pytest.mark.parametrize('B', [1, 3])
+def test_inputs_and_initial_states_are_not_modified(B):
+    x = data(B=B)
+    for cls, kw in LAYERS[:5]:
+        n = 2 if cls is LSTM else 1
+        init = [np.full((B, 6), .5, 'float32') for _ in range(n)]
+        keep_x, keep_init = x.copy(), [s.copy() for s in init]
+        layer = cls(6, return_sequences=True, **kw)
+        layer(x, initial_state=init)
+        layer(x, initial_state=init, mask=np.ones(x.shape[:2], bool))
+        np.testing.assert_array_equal(x, keep_x)
+        for s, k in zip(init, keep_init): np.testing.assert_array_equal(s, k)
+
+
+def test_returned_arrays_are_independent_of_later_calls():
+    x = data()
+    layer = LSTM(3, return_sequences=True, return_state=True)
+    first = [a.copy() for a in layer(x)]
+    out = layer(x)
+    layer(data(seed=1))
+    for a, b in zip(first, out): np.testing.assert_array_equal(a, b)
