@@ -10,7 +10,6 @@ __all__ = ['fused_sigmoid', 'step_weights', 'StepInputs', 'MaskedOutputs', 'simp
 import numpy as np
 from .backend import array_module
 from . import ops
-from .layer import Layer
 from .cells import SimpleRNNCell, GRUCell, LSTMCell
 from .rnn import RNN
 from . import activations, regularizers
@@ -200,7 +199,7 @@ class _BuiltinRNN(RNN):
         rnn_kw = {k: kwargs.pop(k) for k in _RNN_ARGS + _BASE_ARGS if k in kwargs}
         use_cudnn = kwargs.pop('use_cudnn', 'auto')
         if use_cudnn not in ('auto', True, False):
-            raise ValueError("Invalid valid received for argument `use_cudnn`. Expected one of {'auto', True, False}. "
+            raise ValueError("Invalid value received for argument `use_cudnn`. Expected one of {'auto', True, False}. "
                              f"Received: use_cudnn={use_cudnn!r}")
         cell = self.cell_class(units, name=f"{type(self).__name__.lower().replace('simplernn', 'simple_rnn')}_cell",
                                dtype=rnn_kw.get('dtype'), trainable=rnn_kw.get('trainable', True), **kwargs)
@@ -225,12 +224,13 @@ class _BuiltinRNN(RNN):
     def from_config(cls, config): return cls(**config)
 
     def inner_loop(self, sequences, initial_state, mask, training=False, constants=None):
+        if self.use_cudnn is True:   # the cuDNN path arrives with the GPU notebook; never pretend to use it
+            raise ValueError("use_cudnn=True was specified, but cuDNN is not supported for this layer configuration "
+                             "with this backend. Pass use_cudnn='auto' to fallback to a non-cuDNN implementation.")
         if constants is None and fused_ok(self, training):
-            x = _input_dropout(self.cell, sequences, training)
             opts = dict(mask=mask, go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
                         return_sequences=self.return_sequences)
-            last, seq, states = self.fused_loop(x, initial_state, opts)
-            return last, seq, states
+            return self.fused_loop(_input_dropout(self.cell, sequences, training), initial_state, opts)
         return super().inner_loop(sequences, initial_state, mask, training, constants)
 
 class SimpleRNN(_BuiltinRNN):

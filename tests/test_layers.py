@@ -378,3 +378,29 @@ def test_returned_arrays_are_independent_of_later_calls():
     out = layer(x)
     layer(data(seed=1))
     for a, b in zip(first, out): np.testing.assert_array_equal(a, b)
+
+
+def test_use_cudnn_true_is_refused_until_a_cudnn_path_exists():
+    layer = GRU(2, use_cudnn=True)
+    with pytest.raises(ValueError, match="use_cudnn=True was specified"):
+        layer(data())
+    np.testing.assert_array_equal(GRU(2, use_cudnn=False)(np.zeros((1, 2, 3), 'float32')), np.zeros((1, 2)))
+
+
+def test_a_plain_object_following_the_cell_protocol_works():
+    class Accumulate:                      # not a Layer: just call + state_size, as the Keras protocol allows
+        state_size = [2]
+        output_size = 2
+        def call(self, inputs, states):
+            s = states[0] + inputs
+            return s * 2, [s]
+    y, s = RNN(Accumulate(), return_sequences=True, return_state=True)(np.ones((1, 3, 2), 'float32'))
+    np.testing.assert_array_equal(y[0, :, 0], [2, 4, 6])
+    np.testing.assert_array_equal(s, [[3, 3]])
+
+
+def test_layer_dtype_argument_sets_weights_and_compute_dtype():
+    layer = LSTM(3, dtype='float64')
+    y = layer(data())
+    assert y.dtype == np.float64 and all(w.dtype == np.float64 for w in layer.get_weights())
+    assert layer.get_config()['dtype'] == 'float64'
