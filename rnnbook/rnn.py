@@ -9,7 +9,7 @@ __all__ = ['rnn_loop', 'RNN']
 import numpy as np
 from .backend import (array_module, unwrap, flatten, pack_sequence_as, is_nested, map_structure,
                              compute_dtype)
-from .layer import Layer, Variable, check_bool, serialize_layer, deserialize_layer
+from .layer import Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params
 from .cells import StackedRNNCells, state_shapes, flat_state_shapes, zero_states, DropoutRNNCell
 
 # %% ../nbs/08_rnn.ipynb 6
@@ -229,7 +229,7 @@ class RNN(Layer):
             initial_state = self._check_initial_state(initial_state, B, dtype, xp)
         if constants is not None:
             constants = [xp.asarray(unwrap(c)) for c in (constants if is_nested(constants) else [constants])]
-            names, var_kw = (self.cell._call_params() if isinstance(self.cell, Layer) else (set(), False))
+            names, var_kw = self._cell_params()
             if 'constants' not in names and not var_kw:
                 raise ValueError(f"RNN cell does not support constants: its `call` takes no `constants` argument. "
                                  f"Received: constants={constants!r}")
@@ -252,13 +252,17 @@ class RNN(Layer):
         out = self._output_shapes()
         return [xp.zeros((B,) + s, dtype) for s in out] if isinstance(out, list) else xp.zeros((B,) + out, dtype)
 
+    def _cell_params(self):
+        "The parameters the cell's `call` takes (a cell need not be a Layer: any object with `call` will do)."
+        return self.cell._call_params() if isinstance(self.cell, Layer) else call_params(self.cell.call)
+
     def step_function(self, training=False, constants=None):
         "The cell as `step(x_t, states) -> (y_t, new_states)`, with `training`/`constants` bound."
         cell = self.cell
         fn = cell if isinstance(cell, Layer) else cell.call
-        names, var_kw = cell._call_params() if isinstance(cell, Layer) else (set(), True)
+        names, var_kw = self._cell_params()
         kw = {}
-        if 'training' in names or (var_kw and isinstance(cell, Layer)): kw['training'] = training
+        if 'training' in names or var_kw: kw['training'] = training
         if constants is not None: kw['constants'] = constants
         def step(x_t, states):
             y, new = fn(x_t, states, **kw)

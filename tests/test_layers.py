@@ -404,3 +404,14 @@ def test_layer_dtype_argument_sets_weights_and_compute_dtype():
     y = layer(data())
     assert y.dtype == np.float64 and all(w.dtype == np.float64 for w in layer.get_weights())
     assert layer.get_config()['dtype'] == 'float64'
+
+
+def test_plain_object_cells_get_training_and_constants_when_they_take_them():
+    seen = {}
+    class Cell:
+        state_size = 1
+        def call(self, inputs, states, training=None, constants=None):
+            seen['training'], seen['constants'] = training, constants[0][0, 0]
+            return states[0] + inputs, [states[0] + inputs]
+    y = RNN(Cell())(np.ones((1, 2, 1), 'float32'), training=True, constants=[np.full((1, 1), 7.)])
+    assert seen == {'training': True, 'constants': 7.} and y[0, 0] == 2
