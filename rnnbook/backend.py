@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['cupy_module', 'is_cupy_array', 'unwrap', 'array_module', 'to_numpy', 'device_of', 'to_device', 'standardize_dtype',
            'floatx', 'set_floatx', 'is_float_dtype', 'compute_dtype', 'set_seed', 'make_rng', 'SeedGenerator',
-           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure']
+           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object']
 
 # %% ../nbs/00_backend.ipynb 3
 import numpy as np
@@ -136,3 +136,24 @@ def pack_sequence_as(structure, flat):
 def map_structure(fn, x):
     "Apply `fn` to every leaf of `x`, keeping the structure."
     return pack_sequence_as(x, [fn(l) for l in flatten(x)])
+
+# %% ../nbs/00_backend.ipynb 21
+def get_object(kind, registry, base, identifier):
+    "Resolve None, a name, a Keras config dict, an instance of `base` or a callable against `registry`."
+    if identifier is None or isinstance(identifier, base): return identifier
+    if isinstance(identifier, (str, dict)):
+        name, config = ((identifier, {}) if isinstance(identifier, str)
+                        else (identifier.get('class_name'), identifier.get('config') or {}))
+        if name not in registry:
+            raise ValueError(f"Unknown {kind}: expected one of {sorted(registry)}, received {name!r}.")
+        factory = registry[name]
+        return factory.from_config(config) if hasattr(factory, 'from_config') else factory(**config)
+    if callable(identifier): return identifier
+    raise ValueError(f"Could not interpret {kind}: expected None, a name, a config dict or a callable, "
+                     f"received {identifier!r}.")
+
+def serialize_object(module, base, obj):
+    "Keras 3's config dict for an instance of `base`; a plain callable's name; None for None."
+    if obj is None: return None
+    if not isinstance(obj, base): return getattr(obj, '__name__', repr(obj))
+    return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}

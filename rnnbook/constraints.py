@@ -7,7 +7,7 @@ __all__ = ['CONSTRAINTS', 'Constraint', 'MaxNorm', 'NonNeg', 'UnitNorm', 'MinMax
 
 # %% ../nbs/05_constraints.ipynb 3
 import numpy as np
-from .backend import array_module, unwrap
+from .backend import array_module, unwrap, get_object, serialize_object
 
 # %% ../nbs/05_constraints.ipynb 5
 _EPS = 1e-7
@@ -58,21 +58,8 @@ CONSTRAINTS = {'MaxNorm': MaxNorm, 'NonNeg': NonNeg, 'UnitNorm': UnitNorm, 'MinM
 
 def get(identifier):
     "A constraint from a name, a config dict, an object or a callable."
-    if identifier is None: return None
-    if isinstance(identifier, str):
-        if identifier not in CONSTRAINTS:
-            raise ValueError(f"Unknown constraint: expected one of {sorted(CONSTRAINTS)}, received {identifier!r}.")
-        return CONSTRAINTS[identifier]()
-    if isinstance(identifier, dict):
-        name = identifier.get('class_name')
-        if name not in CONSTRAINTS: raise ValueError(f"Unknown constraint: received class_name={name!r}.")
-        return CONSTRAINTS[name].from_config(identifier.get('config', {}))
-    if callable(identifier): return identifier
-    raise ValueError(f"Could not interpret constraint: received {identifier!r}.")
+    return get_object('constraint', CONSTRAINTS, Constraint, identifier)
 
 def serialize(constraint):
     "The Keras 3 config dict of a constraint."
-    if constraint is None: return None
-    if not isinstance(constraint, Constraint): return getattr(constraint, '__name__', repr(constraint))
-    return {'module': 'keras.constraints', 'class_name': type(constraint).__name__,
-            'config': constraint.get_config(), 'registered_name': None}
+    return serialize_object('keras.constraints', Constraint, constraint)

@@ -10,7 +10,7 @@ __all__ = ['GlorotUniform', 'GlorotNormal', 'HeUniform', 'HeNormal', 'LecunUnifo
 # %% ../nbs/03_initializers.ipynb 3
 import math
 import numpy as np
-from .backend import make_rng, standardize_dtype
+from .backend import make_rng, standardize_dtype, get_object, serialize_object
 
 # %% ../nbs/03_initializers.ipynb 5
 class Initializer:
@@ -161,32 +161,18 @@ class Orthogonal(RandomInitializer):
 INITIALIZERS = {c.__name__: c for c in (Zeros, Ones, Constant, Identity, RandomUniform, RandomNormal, TruncatedNormal,
                                         VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal,
                                         LecunUniform, LecunNormal, Orthogonal)}
-_ALIASES = {'zeros': Zeros, 'zero': Zeros, 'ones': Ones, 'one': Ones, 'constant': Constant, 'identity': Identity,
-            'uniform': RandomUniform, 'random_uniform': RandomUniform, 'normal': RandomNormal,
-            'random_normal': RandomNormal, 'truncated_normal': TruncatedNormal, 'variance_scaling': VarianceScaling,
-            'glorot_uniform': GlorotUniform, 'glorot_normal': GlorotNormal, 'he_uniform': HeUniform,
-            'he_normal': HeNormal, 'lecun_uniform': LecunUniform, 'lecun_normal': LecunNormal,
-            'orthogonal': Orthogonal, 'IdentityInitializer': Identity}
+INITIALIZERS.update({'zeros': Zeros, 'zero': Zeros, 'ones': Ones, 'one': Ones, 'constant': Constant,
+                     'identity': Identity, 'IdentityInitializer': Identity, 'uniform': RandomUniform,
+                     'random_uniform': RandomUniform, 'normal': RandomNormal, 'random_normal': RandomNormal,
+                     'truncated_normal': TruncatedNormal, 'variance_scaling': VarianceScaling,
+                     'glorot_uniform': GlorotUniform, 'glorot_normal': GlorotNormal, 'he_uniform': HeUniform,
+                     'he_normal': HeNormal, 'lecun_uniform': LecunUniform, 'lecun_normal': LecunNormal,
+                     'orthogonal': Orthogonal})
 
 def get(identifier):
     "An initializer from a name, a config dict, an `Initializer` or a callable `(shape, dtype) -> array`."
-    if identifier is None: return None
-    if isinstance(identifier, Initializer): return identifier
-    if isinstance(identifier, str):
-        cls = INITIALIZERS.get(identifier) or _ALIASES.get(identifier)
-        if cls is None: raise ValueError(f"Unknown initializer: expected one of {sorted(_ALIASES)}, received {identifier!r}.")
-        return cls()
-    if isinstance(identifier, dict):
-        name = identifier.get('class_name')
-        cls = INITIALIZERS.get(name) or _ALIASES.get(name)
-        if cls is None: raise ValueError(f"Unknown initializer: expected one of {sorted(INITIALIZERS)}, received class_name={name!r}.")
-        return cls.from_config(identifier.get('config', {}))
-    if callable(identifier): return identifier
-    raise ValueError(f"Could not interpret initializer: expected a name, a dict or a callable, received {identifier!r}.")
+    return get_object('initializer', INITIALIZERS, Initializer, identifier)
 
 def serialize(initializer):
     "The Keras 3 config dict of an initializer."
-    if initializer is None: return None
-    if not isinstance(initializer, Initializer): return getattr(initializer, '__name__', repr(initializer))
-    return {'module': 'keras.initializers', 'class_name': type(initializer).__name__,
-            'config': initializer.get_config(), 'registered_name': None}
+    return serialize_object('keras.initializers', Initializer, initializer)

@@ -92,6 +92,7 @@ def simple_rnn_fused(x, h0, kernel, recurrent_kernel, bias, activation, mask=Non
         if seq is not None: seq[k] = y
     return _result(seq, y, [s.h])
 
+# %% ../nbs/09_recurrent.ipynb 10
 def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation, mask=None,
                go_backwards=False, zero_output_for_mask=False, return_sequences=True):
     "Fused LSTM (gates reordered i, f, o, c̃ so the three sigmoid gates are one contiguous block)."
@@ -129,6 +130,7 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_
         if seq is not None: seq[k] = y
     return _result(seq, y, [s.h, c])
 
+# %% ../nbs/09_recurrent.ipynb 12
 def gru_fused(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation, reset_after=True,
               mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True):
     "Fused GRU, both `reset_after` variants (gates z, r, h̃)."
@@ -169,7 +171,7 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activ
         if seq is not None: seq[k] = y
     return _result(seq, y, [s.h])
 
-# %% ../nbs/09_recurrent.ipynb 10
+# %% ../nbs/09_recurrent.ipynb 14
 def fused_ok(layer, training) -> bool:
     "Whether `layer` may run its fused loop for this call."
     cell = layer.cell
@@ -185,7 +187,7 @@ def _input_dropout(cell, x, training):
     if not (training and cell.dropout > 0): return x
     return x * cell.get_dropout_mask(x[:, 0])[:, None, :]
 
-# %% ../nbs/09_recurrent.ipynb 12
+# %% ../nbs/09_recurrent.ipynb 16
 _RNN_ARGS = ('return_sequences', 'return_state', 'go_backwards', 'stateful', 'unroll', 'zero_output_for_mask')
 _BASE_ARGS = ('name', 'trainable', 'dtype', 'input_shape', 'batch_input_shape', 'batch_size', 'input_dim',
               'input_length', 'activity_regularizer')

@@ -8,6 +8,7 @@ __all__ = ['REGULARIZERS', 'Regularizer', 'L1L2', 'L1', 'L2', 'l1_l2', 'get', 's
 # %% ../nbs/04_regularizers.ipynb 3
 import numpy as np
 from . import ops
+from .backend import get_object, serialize_object
 
 # %% ../nbs/04_regularizers.ipynb 5
 def _check_factor(name, value):
@@ -54,22 +55,8 @@ REGULARIZERS = {'L1': L1, 'L2': L2, 'L1L2': L1L2, 'l1': L1, 'l2': L2, 'l1_l2': l
 
 def get(identifier):
     "A regularizer from a name (`'l1'`, `'l2'`, `'l1_l2'`), a config dict, an object or a callable."
-    if identifier is None: return None
-    if isinstance(identifier, str):
-        if identifier not in REGULARIZERS:
-            raise ValueError(f"Unknown regularizer: expected one of {sorted(REGULARIZERS)}, received {identifier!r}.")
-        return REGULARIZERS[identifier]()
-    if isinstance(identifier, dict):
-        name = identifier.get('class_name')
-        if name not in REGULARIZERS: raise ValueError(f"Unknown regularizer: received class_name={name!r}.")
-        cls = REGULARIZERS[name]
-        return (cls.from_config if isinstance(cls, type) else lambda c: cls(**c))(identifier.get('config', {}))
-    if callable(identifier): return identifier
-    raise ValueError(f"Could not interpret regularizer: received {identifier!r}.")
+    return get_object('regularizer', REGULARIZERS, Regularizer, identifier)
 
 def serialize(regularizer):
     "The Keras 3 config dict of a regularizer."
-    if regularizer is None: return None
-    if not isinstance(regularizer, Regularizer): return getattr(regularizer, '__name__', repr(regularizer))
-    return {'module': 'keras.regularizers', 'class_name': type(regularizer).__name__,
-            'config': regularizer.get_config(), 'registered_name': None}
+    return serialize_object('keras.regularizers', Regularizer, regularizer)
