@@ -295,7 +295,7 @@ def test_constructor_errors_name_the_argument():
              (lambda: LSTM(2, implementation=3), 'got 3'), (lambda: LSTM(2, return_sequences='yes'), "got 'yes'"),
              (lambda: LSTM(2, use_cudnn='sometimes'), "'sometimes'"), (lambda: LSTM(2, colour=1), 'colour')]
     for make, text in cases:
-        with pytest.raises((ValueError, TypeError), match=None) as e: make()
+        with pytest.raises(ValueError) as e: make()
         assert text in str(e.value), (text, str(e.value))
 
 
