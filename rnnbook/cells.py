@@ -49,27 +49,42 @@ class DropoutRNNCell:
     "Mixin giving a cell `get_dropout_mask` / `get_recurrent_dropout_mask`, drawn once per sequence."
     dropout_mask_count = None   # per-gate masks when an int (implementation 1)
 
-    def _draw_mask(self, like, rate):
+    def _draw_mask(self, like, rate, count=None):
+        "Inverted-dropout mask(s) shaped like `like` (a leading axis of `count` when given)."
         rng = self.seed_generator.next()
-        shape = tuple(like.shape) if self.dropout_mask_count is None else (self.dropout_mask_count,) + tuple(like.shape)
+        shape = tuple(like.shape) if count is None else (count,) + tuple(like.shape)
         keep = rng.random(shape) >= rate
-        mask = (keep / (1.0 - rate)).astype(like.dtype)
-        return array_module(like).asarray(mask)
+        return array_module(like).asarray((keep / (1.0 - rate)).astype(like.dtype))
 
     def get_dropout_mask(self, step_input):
         "The input mask of this sequence (drawn on first use), or None when `dropout` is 0."
         if self.__dict__.get('_dropout_mask') is None and self.dropout > 0:
-            self._dropout_mask = self._draw_mask(step_input, self.dropout)
+            self._dropout_mask = self._draw_mask(step_input, self.dropout, self.dropout_mask_count)
         return self.__dict__.get('_dropout_mask')
 
     def get_recurrent_dropout_mask(self, step_state):
         "The recurrent-state mask of this sequence (drawn on first use), or None when `recurrent_dropout` is 0."
         if self.__dict__.get('_recurrent_dropout_mask') is None and self.recurrent_dropout > 0:
-            self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout)
+            self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout, self.dropout_mask_count)
         return self.__dict__.get('_recurrent_dropout_mask')
 
-    def reset_dropout_mask(self): self._dropout_mask = None
-    def reset_recurrent_dropout_mask(self): self._recurrent_dropout_mask = None
+    def reset_dropout_mask(self): self._dropout_mask = self._dropout_mask_list = None
+    def reset_recurrent_dropout_mask(self): self._recurrent_dropout_mask = self._recurrent_dropout_mask_list = None
+
+    # Keras 2's names, used by cells written for tf.keras: lists of `count` masks, None outside training
+    def get_dropout_mask_for_cell(self, inputs, training, count=1):
+        "Keras 2: a list of `count` input masks for this sequence, or None (not training, or dropout 0)."
+        if not training or self.dropout == 0: return None
+        if self.__dict__.get('_dropout_mask_list') is None:
+            self._dropout_mask_list = list(self._draw_mask(inputs, self.dropout, count))
+        return self._dropout_mask_list
+
+    def get_recurrent_dropout_mask_for_cell(self, inputs, training, count=1):
+        "Keras 2: a list of `count` recurrent-state masks for this sequence, or None."
+        if not training or self.recurrent_dropout == 0: return None
+        if self.__dict__.get('_recurrent_dropout_mask_list') is None:
+            self._recurrent_dropout_mask_list = list(self._draw_mask(inputs, self.recurrent_dropout, count))
+        return self._recurrent_dropout_mask_list
 
 # %% ../nbs/07_cells.ipynb 11
 class RecurrentCell(Layer, DropoutRNNCell):

@@ -415,3 +415,35 @@ def test_plain_object_cells_get_training_and_constants_when_they_take_them():
             return states[0] + inputs, [states[0] + inputs]
     y = RNN(Cell())(np.ones((1, 2, 1), 'float32'), training=True, constants=[np.full((1, 1), 7.)])
     assert seen == {'training': True, 'constants': 7.} and y[0, 0] == 2
+
+
+def test_keras2_dropout_mask_api_for_custom_cells():
+    class Keras2Cell(SimpleRNNCell):       # a tf.keras-style cell using DropoutRNNCellMixin's names
+        def call(self, inputs, states, training=None):
+            masks = self.get_dropout_mask_for_cell(inputs, training, count=2)
+            if masks is not None:
+                assert len(masks) == 2 and masks[0].shape == inputs.shape
+                inputs = inputs * masks[0]
+            return super().call(inputs, states, training=False)
+    x = np.ones((2, 5, 4), 'float32')
+    cell = Keras2Cell(4, activation=None, kernel_initializer='identity', recurrent_initializer='zeros',
+                      dropout=0.5, seed=0)
+    layer = RNN(cell, return_sequences=True)
+    np.testing.assert_array_equal(layer(x), x)
+    y = layer(x, training=True)
+    assert set(np.unique(y)) <= {0., 2.} and (y == 0).any()
+    np.testing.assert_array_equal(y, np.repeat(y[:, :1], 5, axis=1))   # cached for the whole sequence
+
+
+def test_guide_state_reuse_example():
+    "The guide: feed a stateful layer's `states` to a new layer as `initial_state`."
+    rng = np.random.default_rng(0)
+    p1, p2, p3 = (rng.random((20, 10, 50)).astype('float32') for _ in range(3))
+    lstm_layer = LSTM(64, stateful=True)
+    lstm_layer(p1); lstm_layer(p2)
+    existing_state = lstm_layer.states
+    new_layer = LSTM(64)
+    new_layer.build(p3.shape); new_layer.set_weights(lstm_layer.get_weights())
+    np.testing.assert_allclose(new_layer(p3, initial_state=existing_state), lstm_layer(p3), atol=1e-6)
+    lstm_layer.reset_states()
+    assert all(np.all(np.asarray(s) == 0) for s in lstm_layer.states)
