@@ -13,7 +13,7 @@ script
 1. draws one set of random float32 weights in *Keras* order/shapes,
 2. loads them into an ``rnnbook`` layer (``set_weights``), a Keras 3 layer
    (``set_weights``) and the matching ``torch.nn`` module (converted with the
-   small ``keras_*_to_torch`` functions below),
+   ``rnnbook.convert.torch_weights``),
 3. checks that the three outputs agree (``atol=1e-4``) on the benchmark input,
 4. times forward inference (float32, CPU) of each library and reports the
    median seconds per call and the ratios rnnbook/torch and rnnbook/keras.
@@ -65,84 +65,16 @@ ATOL = 1e-4
 
 
 # --------------------------------------------------------------------------
-# Weight conversions: Keras order/shapes -> torch.nn parameters
+# Weight conversions: Keras order/shapes -> torch.nn parameters. They live in
+# the library (rnnbook.convert, tested against torch.nn in
+# tests/test_torch_parity.py); the benchmark uses them as a user would.
 # --------------------------------------------------------------------------
-# Keras (all cells): kernel (F, G*U), recurrent_kernel (U, G*U), inputs are
-# multiplied on the left: x @ kernel.  torch: weight_ih_l0 (G*U, F),
-# weight_hh_l0 (G*U, U), computes x @ weight_ih_l0.T, i.e. weight = kernel.T.
-# torch has two biases (b_ih, b_hh) that are simply added.
+def keras_to_torch(cell, weights):
+    """torch.nn state_dict arrays for Keras-layout ``weights`` of ``cell``."""
+    from rnnbook.convert import torch_weights
+    return torch_weights(cell, *weights)
 
 
-def _split_gates(w, n_gates, axis=-1):
-    """Split a Keras packed-gate array into ``n_gates`` blocks along ``axis``."""
-    return np.split(np.asarray(w), n_gates, axis=axis)
-
-
-def keras_simplernn_to_torch(kernel, recurrent_kernel, bias):
-    """SimpleRNN -> torch.nn.RNN(nonlinearity='tanh').
-
-    Keras: h_t = tanh(x_t @ K + h_{t-1} @ R + b).
-    torch: h_t = tanh(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh).
-    """
-    return {
-        "weight_ih_l0": np.ascontiguousarray(kernel.T),
-        "weight_hh_l0": np.ascontiguousarray(recurrent_kernel.T),
-        "bias_ih_l0": np.asarray(bias).copy(),
-        "bias_hh_l0": np.zeros_like(bias),
-    }
-
-
-def keras_lstm_to_torch(kernel, recurrent_kernel, bias):
-    """LSTM -> torch.nn.LSTM.
-
-    Keras gate order (i, f, c, o) equals torch's (i, f, g, o), so only the
-    transposes are needed; Keras' single bias goes into b_ih, b_hh = 0.
-    """
-    return {
-        "weight_ih_l0": np.ascontiguousarray(kernel.T),
-        "weight_hh_l0": np.ascontiguousarray(recurrent_kernel.T),
-        "bias_ih_l0": np.asarray(bias).copy(),
-        "bias_hh_l0": np.zeros_like(bias),
-    }
-
-
-def reorder_gru_gates_keras_to_torch(w, axis=-1):
-    """Reorder packed GRU gates Keras (z, r, h) -> torch (r, z, n)."""
-    z, r, h = _split_gates(w, 3, axis=axis)
-    return np.concatenate([r, z, h], axis=axis)
-
-
-def keras_gru_to_torch(kernel, recurrent_kernel, bias):
-    """GRU(reset_after=True) -> torch.nn.GRU.
-
-    Keras reset_after=True: hh = tanh(x@K_h + b_in_h + r * (h@R_h + b_rec_h)),
-    h_t = z * h_{t-1} + (1 - z) * hh, which is exactly torch's GRU with
-    n = hh.  bias has shape (2, 3U): row 0 = input bias -> b_ih,
-    row 1 = recurrent bias -> b_hh, both with gates reordered.
-    """
-    bias = np.asarray(bias)
-    if bias.shape[0] != 2 or bias.ndim != 2:
-        raise ValueError(
-            "keras_gru_to_torch needs reset_after=True weights with bias of "
-            f"shape (2, 3*units); got bias.shape={bias.shape}"
-        )
-    return {
-        "weight_ih_l0": np.ascontiguousarray(
-            reorder_gru_gates_keras_to_torch(kernel).T
-        ),
-        "weight_hh_l0": np.ascontiguousarray(
-            reorder_gru_gates_keras_to_torch(recurrent_kernel).T
-        ),
-        "bias_ih_l0": reorder_gru_gates_keras_to_torch(bias[0]),
-        "bias_hh_l0": reorder_gru_gates_keras_to_torch(bias[1]),
-    }
-
-
-KERAS_TO_TORCH = {
-    "SimpleRNN": keras_simplernn_to_torch,
-    "LSTM": keras_lstm_to_torch,
-    "GRU": keras_gru_to_torch,
-}
 N_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
@@ -182,7 +114,7 @@ def build_torch(cell, features, units, weights, x_np, last_only):
     if cell == "SimpleRNN":
         kwargs["nonlinearity"] = "tanh"
     mod = cls(**kwargs).float().eval()
-    load_torch_params(mod, KERAS_TO_TORCH[cell](*weights))
+    load_torch_params(mod, keras_to_torch(cell, weights))
     x = torch.from_numpy(x_np)
 
     def fwd():

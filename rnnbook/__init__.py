@@ -7,6 +7,6 @@ __version__ = "0.1.0"
 __all__ = []
 
 # %% ../nbs/11_package.ipynb 3
-from . import backend, ops, activations, initializers, regularizers, constraints, layers
+from . import backend, ops, activations, initializers, regularizers, constraints, layers, convert
 from .backend import set_seed, floatx, set_floatx, array_module, to_numpy, to_device
 from .layer import Variable
