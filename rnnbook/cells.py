@@ -56,17 +56,18 @@ class DropoutRNNCell:
         keep = rng.random(shape) >= rate
         return array_module(like).asarray((keep / (1.0 - rate)).astype(like.dtype))
 
+    def _cached_mask(self, attr, like, rate, count):
+        "The mask stored under `attr`, drawn on first use in this sequence; None when `rate` is 0."
+        if self.__dict__.get(attr) is None and rate > 0: self.__dict__[attr] = self._draw_mask(like, rate, count)
+        return self.__dict__.get(attr)
+
     def get_dropout_mask(self, step_input):
         "The input mask of this sequence (drawn on first use), or None when `dropout` is 0."
-        if self.__dict__.get('_dropout_mask') is None and self.dropout > 0:
-            self._dropout_mask = self._draw_mask(step_input, self.dropout, self.dropout_mask_count)
-        return self.__dict__.get('_dropout_mask')
+        return self._cached_mask('_dropout_mask', step_input, self.dropout, self.dropout_mask_count)
 
     def get_recurrent_dropout_mask(self, step_state):
         "The recurrent-state mask of this sequence (drawn on first use), or None when `recurrent_dropout` is 0."
-        if self.__dict__.get('_recurrent_dropout_mask') is None and self.recurrent_dropout > 0:
-            self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout, self.dropout_mask_count)
-        return self.__dict__.get('_recurrent_dropout_mask')
+        return self._cached_mask('_recurrent_dropout_mask', step_state, self.recurrent_dropout, self.dropout_mask_count)
 
     def reset_dropout_mask(self): self._dropout_mask = self._dropout_mask_list = None
     def reset_recurrent_dropout_mask(self): self._recurrent_dropout_mask = self._recurrent_dropout_mask_list = None
@@ -75,16 +76,12 @@ class DropoutRNNCell:
     def get_dropout_mask_for_cell(self, inputs, training, count=1):
         "Keras 2: a list of `count` input masks for this sequence, or None (not training, or dropout 0)."
         if not training or self.dropout == 0: return None
-        if self.__dict__.get('_dropout_mask_list') is None:
-            self._dropout_mask_list = list(self._draw_mask(inputs, self.dropout, count))
-        return self._dropout_mask_list
+        return list(self._cached_mask('_dropout_mask_list', inputs, self.dropout, count))
 
     def get_recurrent_dropout_mask_for_cell(self, inputs, training, count=1):
         "Keras 2: a list of `count` recurrent-state masks for this sequence, or None."
         if not training or self.recurrent_dropout == 0: return None
-        if self.__dict__.get('_recurrent_dropout_mask_list') is None:
-            self._recurrent_dropout_mask_list = list(self._draw_mask(inputs, self.recurrent_dropout, count))
-        return self._recurrent_dropout_mask_list
+        return list(self._cached_mask('_recurrent_dropout_mask_list', inputs, self.recurrent_dropout, count))
 
 # %% ../nbs/07_cells.ipynb 11
 class RecurrentCell(Layer, DropoutRNNCell):

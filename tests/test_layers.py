@@ -447,3 +447,16 @@ def test_guide_state_reuse_example():
     np.testing.assert_allclose(new_layer(p3, initial_state=existing_state), lstm_layer(p3), atol=1e-6)
     lstm_layer.reset_states()
     assert all(np.all(np.asarray(s) == 0) for s in lstm_layer.states)
+
+
+def test_implementation_1_draws_one_dropout_mask_per_gate():
+    x = np.ones((2, 3, 6), 'float32')
+    cell = LSTMCell(4, dropout=0.5, recurrent_dropout=0.5, seed=3)
+    assert cell.implementation == 1                       # recurrent dropout forces it, as in Keras
+    layer = RNN(cell)
+    masks = []
+    orig = cell._draw_mask
+    cell._draw_mask = lambda like, rate, count=None: masks.append(orig(like, rate, count)) or masks[-1]
+    layer(x, training=True)
+    assert [m.shape for m in masks] == [(4, 2, 6), (4, 2, 4)]
+    assert not all(np.array_equal(masks[0][0], masks[0][k]) for k in range(1, 4))
