@@ -142,23 +142,25 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activ
     b_in, b_rec = (bias[0], bias[1]) if (bias is not None and reset_after) else (bias, None)
     both = lambda k: None if b_in is None else (gate(b_in, k) + (gate(b_rec, k) if b_rec is not None else 0))
     blocks = [(gate(recurrent_kernel, 0), gate(kernel, 0), both(0), sc),       # z
-              (gate(recurrent_kernel, 1), gate(kernel, 1), both(1), sc),       # r
-              (None, gate(kernel, 2), gate(b_in, 2), 1.0)]                     # x W_h + b_h
+              (gate(recurrent_kernel, 1), gate(kernel, 1), both(1), sc)]       # r
     if reset_after: blocks.append((gate(recurrent_kernel, 2), None, gate(b_rec, 2), 1.0))   # h U_h + b̂_h
-    A = step_weights(blocks, dt)                                              # ((3 or 4)U, U + D + 1)
+    A = step_weights(blocks, dt)                                              # ((2 or 3)U, U + D + 1)
+    b_h = gate(b_in, 2) if b_in is not None else xp.zeros(U, dt)
+    A_x = xp.concatenate([gate(kernel, 2).T, b_h[:, None]], axis=1).astype(dt)   # (U, D + 1): [W_hᵀ | b_h]
     U_hT = None if reset_after else xp.ascontiguousarray(gate(recurrent_kernel, 2).T.astype(dt))
     s = StepInputs(x, h0, go_backwards)
     half = dt.type(0.5)
-    g = xp.empty((A.shape[0], B), dt); tmp = xp.empty((U, B), dt); rh = xp.empty((U, B), dt)
+    g = xp.empty((A.shape[0], B), dt); hh, tmp, rh = (xp.empty((U, B), dt) for _ in range(3))
     seq = xp.empty((T, U, B), dt) if return_sequences else None
     masked = MaskedOutputs(mask, go_backwards, zero_output_for_mask, tmp)
-    zr, z, r, hh = g[:2 * U], g[:U], g[U:2 * U], g[2 * U:3 * U]
+    zr, z, r = g[:2 * U], g[:U], g[U:2 * U]
     y = None
     for k in range(T):
         xp.matmul(A, s.load(k), out=g)
+        xp.matmul(A_x, s.buf[U:], out=hh)                                       # x W_h + b_h
         if trick: xp.tanh(zr, out=zr); zr *= half; zr += half                 # σ(z) = ½ tanh(z/2) + ½
         else: zr[...] = recurrent_activation(zr)
-        if reset_after: xp.multiply(r, g[3 * U:], out=rh)                      # r ⊙ (h U_h + b̂_h)
+        if reset_after: xp.multiply(r, g[2 * U:], out=rh)                      # r ⊙ (h U_h + b̂_h)
         else: xp.multiply(r, s.h, out=tmp); xp.matmul(U_hT, tmp, out=rh)       # (r ⊙ h) U_h
         hh += rh
         _apply(activation, hh, hh)                                             # h̃
