@@ -8,7 +8,7 @@ __all__ = ['state_shapes', 'flat_state_shapes', 'zero_states', 'DropoutRNNCell',
 
 # %% ../nbs/07_cells.ipynb 3
 import numpy as np
-from .backend import SeedGenerator, array_module, flatten, is_nested
+from .backend import SeedGenerator, array_module, is_nested
 from . import ops, activations, initializers, regularizers, constraints
 from .layer import (Layer, check_positive_int, check_rate, check_bool, serialize_layer,
                            deserialize_layer)
@@ -202,7 +202,6 @@ class GRUCell(RecurrentCell):
 
     def call(self, inputs, states, training=False):
         h_tm1 = states[0] if is_nested(states) else states      # (B, U)
-        U = self.units
         dp, rdp = self._masks(inputs, h_tm1, training)
         if self.bias is None: b_in = b_rec = None
         elif self.reset_after: b_in, b_rec = self.bias[0], self.bias[1]   # (3U,), (3U,)

@@ -6,7 +6,6 @@
 __all__ = ['CONSTRAINTS', 'Constraint', 'MaxNorm', 'NonNeg', 'UnitNorm', 'MinMaxNorm', 'get', 'serialize']
 
 # %% ../nbs/05_constraints.ipynb 3
-import numpy as np
 from .backend import array_module, unwrap, get_object, serialize_object
 
 # %% ../nbs/05_constraints.ipynb 5

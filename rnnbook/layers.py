@@ -6,7 +6,7 @@
 __all__ = []
 
 # %% ../nbs/10_layers.ipynb 3
-from .layer import Layer, Variable
+from .layer import Layer
 from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells, DropoutRNNCell
 from .rnn import RNN
 from .recurrent import SimpleRNN, GRU, LSTM

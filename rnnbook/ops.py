@@ -12,7 +12,7 @@ __all__ = ['OPS', 'dot', 'primitive', 'convert_to_tensor', 'convert_to_numpy', '
 # %% ../nbs/01_ops.ipynb 3
 import functools
 import numpy as np
-from .backend import array_module, unwrap, standardize_dtype, floatx
+from .backend import array_module, unwrap, standardize_dtype
 
 # %% ../nbs/01_ops.ipynb 5
 OPS = {}          # name -> op, every primitive rnnbook defines

@@ -7,7 +7,6 @@ __all__ = ['fused_sigmoid', 'step_weights', 'StepInputs', 'MaskedOutputs', 'simp
            'fused_ok', 'SimpleRNN', 'GRU', 'LSTM']
 
 # %% ../nbs/09_recurrent.ipynb 3
-import numpy as np
 from .backend import array_module
 from . import ops
 from .cells import SimpleRNNCell, GRUCell, LSTMCell

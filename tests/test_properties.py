@@ -2,7 +2,7 @@
 import os
 
 import numpy as np
-import pytest
+
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from rnnbook.layers import RNN, SimpleRNN, GRU, LSTM, SimpleRNNCell, GRUCell, LSTMCell
