@@ -13,7 +13,7 @@ script
 1. draws one set of random float32 weights in *Keras* order/shapes,
 2. loads them into an ``rnnbook`` layer (``set_weights``), a Keras 3 layer
    (``set_weights``) and the matching ``torch.nn`` module (converted with the
-   ``rnnbook.convert.torch_weights``),
+   ``rnnbook.utils.torch_weights``),
 3. checks that the three outputs agree (``atol=1e-4``) on the benchmark input,
 4. times forward inference (float32, CPU) of each library and reports the
    median seconds per call and the ratios rnnbook/torch and rnnbook/keras.
@@ -66,12 +66,12 @@ ATOL = 1e-4
 
 # --------------------------------------------------------------------------
 # Weight conversions: Keras order/shapes -> torch.nn parameters. They live in
-# the library (rnnbook.convert, tested against torch.nn in
+# the library (rnnbook.utils, tested against torch.nn in
 # tests/test_torch_parity.py); the benchmark uses them as a user would.
 # --------------------------------------------------------------------------
 def keras_to_torch(cell, weights):
     """torch.nn state_dict arrays for Keras-layout ``weights`` of ``cell``."""
-    from rnnbook.convert import torch_weights
+    from rnnbook.utils import torch_weights
     return torch_weights(cell, *weights)
 
 

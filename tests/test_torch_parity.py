@@ -1,4 +1,4 @@
-"""PyTorch as a second oracle: torch.nn.RNN/GRU/LSTM with weights from rnnbook.convert give rnnbook's outputs."""
+"""PyTorch as a second oracle: torch.nn.RNN/GRU/LSTM with weights from rnnbook.utils give rnnbook's outputs."""
 import numpy as np
 import pytest
 import torch
@@ -13,7 +13,7 @@ def torch_module(layer, D):
     kind = type(layer).__name__
     kw = {'nonlinearity': getattr(layer.cell.activation, '__name__', 'tanh')} if kind == 'SimpleRNN' else {}
     m = TORCH[kind](D, layer.units, batch_first=True, bias=layer.cell.use_bias, **kw)
-    m.load_state_dict({k: torch.from_numpy(v) for k, v in rb.convert.to_torch(layer).items()})
+    m.load_state_dict({k: torch.from_numpy(v) for k, v in rb.utils.to_torch(layer).items()})
     return m
 
 
@@ -43,11 +43,11 @@ def test_outputs_and_states_equal_torch(make, B, T, D):
 def test_torch_weights_load_back():
     m = torch.nn.GRU(3, 4, batch_first=True)
     layer = GRU(4); layer.build((1, 2, 3))
-    rb.convert.from_torch(layer, m.state_dict())
+    rb.utils.from_torch(layer, m.state_dict())
     x = np.random.default_rng(1).standard_normal((2, 6, 3)).astype('float32')
     with torch.no_grad(): expected = m(torch.from_numpy(x))[0][:, -1].numpy()
     np.testing.assert_allclose(layer(x), expected, atol=1e-5)
     with pytest.raises(ValueError, match='reset_after=False'):
-        rb.convert.to_torch(GRU(4, reset_after=False))
+        rb.utils.to_torch(GRU(4, reset_after=False))
     with pytest.raises(ValueError, match="received 'Dense'"):
-        rb.convert.torch_weights('Dense', np.ones((2, 2)), np.ones((2, 2)))
+        rb.utils.torch_weights('Dense', np.ones((2, 2)), np.ones((2, 2)))
