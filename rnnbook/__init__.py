@@ -9,4 +9,4 @@ __all__ = []
 # %% ../nbs/17_package.ipynb 3
 from . import backend, ops, activations, initializers, regularizers, constraints, layers, utils
 from .backend import set_seed, floatx, set_floatx, array_module, to_numpy, to_device
-from .layer import Variable
+from .layer import Variable, get_mask, with_mask

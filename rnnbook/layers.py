@@ -10,6 +10,10 @@ from .layer import Layer
 from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells, DropoutRNNCell
 from .rnn import RNN
 from .recurrent import SimpleRNN, GRU, LSTM
+from .core import Dense, Dropout, Embedding, Masking
+from .bidirectional import Bidirectional
+from .time_distributed import TimeDistributed
 
 __all__ = ['Layer', 'SimpleRNNCell', 'GRUCell', 'LSTMCell', 'StackedRNNCells', 'DropoutRNNCell', 'RNN',
-           'SimpleRNN', 'GRU', 'LSTM']
+           'SimpleRNN', 'GRU', 'LSTM', 'Dense', 'Dropout', 'Embedding', 'Masking', 'Bidirectional',
+           'TimeDistributed']

@@ -6,8 +6,8 @@
 __all__ = ['OPS', 'dot', 'primitive', 'convert_to_tensor', 'convert_to_numpy', 'cast', 'shape', 'zeros', 'ones', 'zeros_like',
            'ones_like', 'copy', 'add', 'subtract', 'multiply', 'divide', 'negative', 'power', 'square', 'sqrt', 'exp',
            'log', 'abs', 'maximum', 'minimum', 'clip', 'where', 'matmul', 'einsum', 'tanh', 'sigmoid', 'relu',
-           'reshape', 'transpose', 'expand_dims', 'squeeze', 'flip', 'broadcast_to', 'getitem', 'concatenate', 'stack',
-           'split', 'sum', 'mean', 'max', 'min']
+           'reshape', 'transpose', 'expand_dims', 'squeeze', 'flip', 'broadcast_to', 'getitem', 'take', 'concatenate',
+           'stack', 'split', 'sum', 'mean', 'max', 'min']
 
 # %% ../nbs/01_ops.ipynb 3
 import functools
@@ -140,6 +140,11 @@ def flip(x, axis=None): x = unwrap(x); return _xp(x).flip(x, axis)
 def broadcast_to(x, shape): x = unwrap(x); return _xp(x).broadcast_to(x, shape)
 @primitive
 def getitem(x, key): return unwrap(x)[key]
+@primitive
+def take(x, indices, axis=0):
+    "Rows (slices along `axis`) of `x` picked by integer `indices`: an embedding lookup is `take(E, ids)`."
+    x, indices = unwrap(x), unwrap(indices)
+    return _xp(x).take(x, indices, axis=axis)
 
 @primitive
 def concatenate(xs, axis=0):

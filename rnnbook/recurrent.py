@@ -197,17 +197,19 @@ class _BuiltinRNN(RNN):
     "What SimpleRNN, GRU and LSTM share: cell construction from the layer's arguments, config, fast path."
     cell_class = None
     input_ndim = 3
+    has_cudnn = True
 
     def __init__(self, units, **kwargs):
         rnn_kw = {k: kwargs.pop(k) for k in _RNN_ARGS + _BASE_ARGS if k in kwargs}
-        use_cudnn = kwargs.pop('use_cudnn', 'auto')
-        if use_cudnn not in ('auto', True, False):
-            raise ValueError("Invalid value received for argument `use_cudnn`. Expected one of {'auto', True, False}. "
-                             f"Received: use_cudnn={use_cudnn!r}")
+        if self.has_cudnn:   # GRU and LSTM; Keras' SimpleRNN has no cuDNN path and no `use_cudnn`
+            use_cudnn = kwargs.pop('use_cudnn', 'auto')
+            if not (isinstance(use_cudnn, str) and use_cudnn == 'auto' or use_cudnn is True or use_cudnn is False):
+                raise ValueError("Invalid value received for argument `use_cudnn`. Expected one of {'auto', True, "
+                                 f"False}}. Received: use_cudnn={use_cudnn!r}")
         cell = self.cell_class(units, name=f"{type(self).__name__.lower().replace('simplernn', 'simple_rnn')}_cell",
                                dtype=rnn_kw.get('dtype'), trainable=rnn_kw.get('trainable', True), **kwargs)
         super().__init__(cell, **rnn_kw)
-        self.use_cudnn = use_cudnn
+        if self.has_cudnn: self.use_cudnn = use_cudnn
 
     def __getattr__(self, name):
         # layer.units, layer.activation, ... read through to the cell, as Keras' properties do
@@ -221,13 +223,13 @@ class _BuiltinRNN(RNN):
         for k in ('name', 'trainable', 'dtype'): cell_config.pop(k, None)
         config.pop('cell')
         config['activity_regularizer'] = regularizers.serialize(self.activity_regularizer)
-        return {**config, **cell_config, 'use_cudnn': self.use_cudnn}
+        return {**config, **cell_config, **({'use_cudnn': self.use_cudnn} if self.has_cudnn else {})}
 
     @classmethod
     def from_config(cls, config): return cls(**config)
 
     def inner_loop(self, sequences, initial_state, mask, training=False, constants=None):
-        if self.use_cudnn is True:   # the cuDNN path arrives with the GPU notebook; never pretend to use it
+        if self.has_cudnn and self.use_cudnn is True:   # the cuDNN path arrives with the GPU notebook; never pretend to use it
             raise ValueError("use_cudnn=True was specified, but cuDNN is not supported for this layer configuration "
                              "with this backend. Pass use_cudnn='auto' to fallback to a non-cuDNN implementation.")
         if constants is None and fused_ok(self, training):
@@ -239,6 +241,7 @@ class _BuiltinRNN(RNN):
 class SimpleRNN(_BuiltinRNN):
     "Fully connected RNN whose output is fed back as input: `RNN(SimpleRNNCell(units, ...))`, fused."
     cell_class = SimpleRNNCell
+    has_cudnn = False
     def __init__(self, units, activation='tanh', use_bias=True, kernel_initializer='glorot_uniform',
                  recurrent_initializer='orthogonal', bias_initializer='zeros', kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
