@@ -88,15 +88,12 @@ class Bidirectional(Layer):
     def _saved_states(self):
         return [(v, v.numpy()) for l in (self.forward_layer, self.backward_layer) for v in flatten(l.states or [])]
 
-    def reset_state(self):
-        "Zero the states of both directions."
+    def reset_state(self, states=None):
+        "Zero the states of both directions, or set them: the first half forward, the second half backward."
         if not self.stateful: raise AttributeError("Layer must be stateful.")
-        self.forward_layer.reset_state(); self.backward_layer.reset_state()
-
-    def reset_states(self, states=None):
-        "Keras 2: zero the states, or set them: the first half to the forward layer, the second to the backward."
-        if not self.stateful: raise AttributeError("Layer must be stateful.")
-        if states is None: return self.reset_state()
+        if states is None:
+            self.forward_layer.reset_state(); self.backward_layer.reset_state()
+            return
         given = flatten(states) if is_nested(states) else [states]
         if len(given) % 2:
             raise ValueError(f"Layer {self.name} expects an even number of states (forward then backward), received "
@@ -108,6 +105,10 @@ class Bidirectional(Layer):
         except Exception:
             for v, value in saved: v.assign(value)
             raise
+
+    def reset_states(self, states=None):
+        "Keras 2's name for `reset_state`."
+        return self.reset_state(states)
 
     # ---- call ------------------------------------------------------------------------------------------------
     def _split_initial_state(self, initial_state):

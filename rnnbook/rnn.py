@@ -136,8 +136,9 @@ class RNN(Layer):
         self.states = pack_sequence_as(zeros, [Variable(xp.asarray(unwrap(v)), name='rnn_state', trainable=False,
                                                          dtype=self.dtype) for v in flat])
 
-    def reset_state(self):
-        "Zero the states of a stateful layer (no-op for a layer without states)."
+    def reset_state(self, states=None):
+        "Zero the states of a stateful layer (no-op for a layer without states), or set them to `states`."
+        if states is not None: return self.reset_states(states)
         if self.states is not None:
             for v in flatten(self.states): v.assign(np.zeros(v.shape, v.dtype))
 

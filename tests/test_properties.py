@@ -90,3 +90,43 @@ def test_random_cases_match_keras(case):
     kout = [keras.ops.convert_to_numpy(o) for o in (kout if isinstance(kout, (list, tuple)) else [kout])]
     for u, v in zip(flat(ours(x, mask=mask)), kout):
         np.testing.assert_allclose(u, v, atol=1e-5, rtol=1e-5)
+
+
+# ---- wrappers -------------------------------------------------------------------------------------------------
+from rnnbook.layers import Bidirectional, Embedding  # noqa: E402
+from rnnbook import get_mask  # noqa: E402
+
+
+@given(st.integers(1, 4), st.integers(1, 6), st.sampled_from(sorted(KINDS)), st.sampled_from(['concat', 'sum', 'ave']),
+       st.integers(0, 2**31))
+def test_bidirectional_padded_sample_equals_the_sample_alone(B, T, kind, merge_mode, seed):
+    """Right padding is invisible: each sample's outputs equal those of the sample cut to its length."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, T + 1, B)
+    mask = np.arange(T)[None] < lengths[:, None]
+    x = rng.standard_normal((B, T, 3)).astype('float32')
+    layer_cls, _, kw = KINDS[kind]
+    bi = Bidirectional(layer_cls(2, return_sequences=True, **kw), merge_mode=merge_mode)
+    y = bi(x, mask=mask)
+    last = Bidirectional(layer_cls(2, return_state=True, **kw), merge_mode=merge_mode)
+    last.build(x.shape); last.set_weights(bi.get_weights())
+    _, *states = last(x, mask=mask)
+    for b, n in enumerate(lengths):
+        alone = bi(x[b:b + 1, :n])
+        np.testing.assert_allclose(y[b, :n], alone[0], atol=1e-5)
+        np.testing.assert_array_equal(y[b, n:], 0)
+        _, *alone_states = last(x[b:b + 1, :n])
+        for s, a in zip(states, alone_states): np.testing.assert_allclose(s[b], a[0], atol=1e-5)
+    np.testing.assert_array_equal(get_mask(y), mask)
+
+
+@given(st.integers(1, 4), st.integers(1, 6), st.sampled_from(sorted(KINDS)), st.booleans(), st.integers(0, 2**31))
+def test_mask_from_embedding_equals_mask_by_hand(B, T, kind, go_backwards, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 4, (B, T))
+    emb = Embedding(4, 3, mask_zero=True)
+    layer_cls, _, kw = KINDS[kind]
+    layer = layer_cls(2, return_sequences=True, go_backwards=go_backwards, **kw)
+    auto = layer(emb(ids))
+    np.testing.assert_array_equal(auto, layer(emb.call(ids), mask=ids != 0))
+    np.testing.assert_array_equal(get_mask(auto), ids != 0)

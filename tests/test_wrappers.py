@@ -271,8 +271,11 @@ def test_bidirectional_reset_states_with_values_reaches_both_directions():
     x = data()
     bi(x)
     values = [np.full((B, U), float(i), "float32") for i in range(4)]
-    bi.reset_states(values)
+    bi.reset_state(states=values)
     close([s.numpy() for s in bi.states], values)
+    bi.reset_states()
+    close([s.numpy() for s in bi.states], [0 * v for v in values])
+    bi.reset_states(values)
     # the next call starts from those states: equal to passing them as initial_state to a fresh copy
     ref = Bidirectional(LSTM(U, return_state=True))
     ref.build(x.shape)
@@ -615,3 +618,63 @@ def test_layers_namespace_has_every_wrapper():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         import rnnbook.layers  # noqa: F401
+
+
+# Keras' time_distributed_test.py ------------------------------------------------------------------------------
+def test_keras_time_distributed_basics_and_correctness():
+    td = TimeDistributed(Dense(1, use_bias=False))
+    assert td(np.ones((3, 2, 4), "float32")).shape == (3, 2, 1)
+    assert len(td.trainable_weights) == 1 and len(td.non_trainable_weights) == 0
+    seq = np.arange(24).reshape((3, 2, 4)).astype("float32")
+    td = TimeDistributed(Dense(1, kernel_initializer=C(0.01), use_bias=False))
+    close(td(seq), [[[0.06], [0.22]], [[0.38], [0.53999996]], [[0.7], [0.86]]])
+
+
+def test_keras_time_distributed_masking():
+    class MaskedDense(rb.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.layer = Dense(units, kernel_initializer=C(0.01), use_bias=False)
+            self.supports_masking = True
+
+        def build(self, input_shape):
+            self.layer.build(input_shape)
+
+        def call(self, inputs, training=False, mask=None):
+            unmasked = self.layer.call(inputs)
+            return unmasked if mask is None else (unmasked.T * mask.astype(inputs.dtype)).T
+
+    seq = np.arange(24).reshape((3, 2, 4)).astype("float32")
+    mask = np.array([[False, True], [True, False], [True, True]])
+    close(TimeDistributed(MaskedDense(1))(seq, mask=mask), [[[0], [0.22]], [[0.38], [0]], [[0.7], [0.86]]])
+
+
+def test_keras_time_distributed_mask_shapes():
+    td = TimeDistributed(Dense(units=5, activation="softmax"))
+    inputs = np.zeros((4, 5, 3))
+    assert td(inputs, mask=np.ones((4, 5), bool)).shape == (4, 5, 5)
+    assert td(inputs, mask=np.ones((4, 5, 1), bool)).shape == (4, 5, 5)
+    assert td(inputs, mask=np.ones((4, 5, 3), bool)).shape == (4, 5, 5)
+    for bad in ((4, 6), (5, 5)):
+        with pytest.raises(ValueError, match="The `mask` passed to the `TimeDistributed` layer has a shape"):
+            td(inputs, mask=np.ones(bad, bool))
+
+
+def test_keras_bidirectional_basics_weight_counts():
+    layer = Bidirectional(SimpleRNN(4))
+    assert layer(np.ones((3, 2, 4), "float32")).shape == (3, 8)
+    assert len(layer.trainable_weights) == 6 and len(layer.non_trainable_weights) == 0
+    layer = Bidirectional(SimpleRNN(4), backward_layer=SimpleRNN(4, go_backwards=True), merge_mode="sum")
+    assert layer(np.ones((3, 2, 4), "float32")).shape == (3, 4)
+    assert len(layer.trainable_weights) == 6
+
+
+def test_time_distributed_lstm_over_sub_sequences_like_keras():
+    x = data((2, 3, 4, 5))
+    k, r = keras.layers.TimeDistributed(keras.layers.LSTM(3)), TimeDistributed(LSTM(3))
+    k.build(x.shape)
+    randomize(k)
+    r.build(x.shape)
+    r.set_weights(k.get_weights())
+    close(r(x), knp(k(x)))
+    assert tuple(r.compute_output_shape(x.shape)) == tuple(k.compute_output_shape(x.shape))
