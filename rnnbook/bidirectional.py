@@ -7,7 +7,6 @@ __all__ = ['MERGE_MODES', 'Bidirectional', 'merge']
 
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
-import numpy as np
 from .backend import array_module, flatten, unwrap, is_nested
 from .layer import Layer, serialize_layer, deserialize_layer
 
@@ -120,10 +119,11 @@ class Bidirectional(Layer):
                              f"states ({n} forward, then {n} backward), received {len(given)}.")
         return given[:n], given[n:]
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
         fw_state, bw_state = self._split_initial_state(initial_state)
         kwargs = {'training': training}
         if mask is not None: kwargs['mask'] = mask
+        if constants is not None: kwargs['constants'] = constants   # Keras 2: the same constants to both directions
         saved = self._saved_states()
         try:    # an error in either direction leaves both directions' states as they were
             y = self.forward_layer(sequences, initial_state=fw_state, **kwargs)

@@ -7,9 +7,8 @@ __all__ = ['Dense', 'Dropout', 'Embedding', 'Masking']
 
 # %% ../nbs/10_core.ipynb 3
 import numbers
-import numpy as np
-from .backend import array_module, unwrap, SeedGenerator, compute_dtype
-from .layer import Layer, check_positive_int, check_bool, get_mask
+from .backend import array_module, SeedGenerator, compute_dtype
+from .layer import Layer, check_bool
 from . import ops, activations, initializers, regularizers, constraints
 
 # %% ../nbs/10_core.ipynb 6

@@ -88,7 +88,7 @@ _NAME_COUNTS = collections.Counter()
 def snake_case(name: str) -> str:
     "`'SimpleRNNCell'` -> `'simple_rnn_cell'`."
     s = re.sub(r'(.)([A-Z][a-z]+)', r'\1_\2', name)
-    return re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', s).lower()
+    return re.sub(r'([a-z])([A-Z])', r'\1_\2', s).lower()   # Keras' rule: 'ConvLSTM2D' -> 'conv_lstm2d'
 
 def unique_name(base: str) -> str:
     "`base`, then `base_1`, `base_2`, ..."
@@ -263,7 +263,9 @@ class Layer:
         value = np.asarray(init(shape, dtype=dtype), dtype=dtype)
         if tuple(value.shape) != shape:
             raise ValueError(f"Initializer for weight `{name}` returned shape {tuple(value.shape)}, expected {shape}.")
-        xp = self.__dict__.get('_xp', np)
+        # the array module of the input this layer (or the layer building it) was first called on
+        owners = [self] + [l for l in reversed(_BUILD_SCOPE) if l is not self]
+        xp = next((l.__dict__['_xp'] for l in owners if '_xp' in l.__dict__), np)
         v = Variable(xp.asarray(value), name=name, trainable=trainable, dtype=dtype,
                      regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
         v.path = '/'.join([l.name for l in _BUILD_SCOPE if l is not self] + [self.name, v.name])

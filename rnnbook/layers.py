@@ -13,7 +13,8 @@ from .recurrent import SimpleRNN, GRU, LSTM
 from .core import Dense, Dropout, Embedding, Masking
 from .bidirectional import Bidirectional
 from .time_distributed import TimeDistributed
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell
 
 __all__ = ['Layer', 'SimpleRNNCell', 'GRUCell', 'LSTMCell', 'StackedRNNCells', 'DropoutRNNCell', 'RNN',
            'SimpleRNN', 'GRU', 'LSTM', 'Dense', 'Dropout', 'Embedding', 'Masking', 'Bidirectional',
-           'TimeDistributed']
+           'TimeDistributed', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'ConvLSTMCell']

@@ -6,7 +6,6 @@
 __all__ = ['folds_time', 'TimeDistributed']
 
 # %% ../nbs/12_time_distributed.ipynb 3
-import numpy as np
 from .backend import array_module, flatten, pack_sequence_as, is_nested, map_structure
 from .layer import Layer, serialize_layer, deserialize_layer
 
