@@ -14,7 +14,9 @@ from .core import Dense, Dropout, Embedding, Masking
 from .bidirectional import Bidirectional
 from .time_distributed import TimeDistributed
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell
+from .cudnn_layers import CuDNNLSTM, CuDNNGRU
 
 __all__ = ['Layer', 'SimpleRNNCell', 'GRUCell', 'LSTMCell', 'StackedRNNCells', 'DropoutRNNCell', 'RNN',
            'SimpleRNN', 'GRU', 'LSTM', 'Dense', 'Dropout', 'Embedding', 'Masking', 'Bidirectional',
-           'TimeDistributed', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'ConvLSTMCell']
+           'TimeDistributed', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'ConvLSTMCell',
+           'CuDNNLSTM', 'CuDNNGRU']
