@@ -678,3 +678,28 @@ def test_time_distributed_lstm_over_sub_sequences_like_keras():
     r.set_weights(k.get_weights())
     close(r(x), knp(k(x)))
     assert tuple(r.compute_output_shape(x.shape)) == tuple(k.compute_output_shape(x.shape))
+
+
+# The seed guide's models (param counts printed by its model.summary()) ----------------------------------------
+def test_guide_bidirectional_model_param_counts():
+    x = np.random.default_rng(0).random((2, 5, 10)).astype("float32")
+    first = Bidirectional(LSTM(64, return_sequences=True), input_shape=(5, 10))
+    second, head = Bidirectional(LSTM(32)), Dense(10)
+    y = head(second(first(x)))
+    assert (first(x).shape, second(first(x)).shape, y.shape) == ((2, 5, 128), (2, 64), (2, 10))
+    assert [first.count_params(), second.count_params(), head.count_params()] == [38400, 41216, 650]
+
+
+def test_guide_embedding_lstm_dense_and_encoder_decoder():
+    ids = np.random.default_rng(0).integers(0, 1000, (3, 7))
+    emb, lstm, dense = Embedding(input_dim=1000, output_dim=64), LSTM(128), Dense(10)
+    assert dense(lstm(emb(ids))).shape == (3, 10)
+    assert [emb.count_params(), lstm.count_params(), dense.count_params()] == [64000, 98816, 1290]
+    # encoder-decoder: the encoder's states start the decoder
+    enc_emb, dec_emb = Embedding(1000, 64), Embedding(2000, 64)
+    encoder, decoder, out = LSTM(64, return_state=True, name="encoder"), LSTM(64, name="decoder"), Dense(10)
+    _, h, c = encoder(enc_emb(ids))
+    y = out(decoder(dec_emb(ids * 2), initial_state=[h, c]))
+    assert y.shape == (3, 10)
+    assert [enc_emb.count_params(), dec_emb.count_params(), encoder.count_params(), decoder.count_params(),
+            out.count_params()] == [64000, 128000, 33024, 33024, 650]
