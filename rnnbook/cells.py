@@ -10,8 +10,8 @@ __all__ = ['state_shapes', 'flat_state_shapes', 'zero_states', 'DropoutRNNCell',
 import numpy as np
 from .backend import SeedGenerator, array_module, is_nested
 from . import ops, activations, initializers, regularizers, constraints
-from .layer import (Layer, check_positive_int, check_rate, check_bool, serialize_layer,
-                           deserialize_layer)
+from .layer import (Layer, check_positive_int, check_rate, check_bool, set_weight_options,
+                           serialize_layer, deserialize_layer)
 
 # %% ../nbs/07_cells.ipynb 6
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
@@ -97,15 +97,7 @@ class RecurrentCell(Layer, DropoutRNNCell):
         self.units = check_positive_int('units', units)
         self.activation = activations.get(activation)
         self.use_bias = check_bool('use_bias', use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_weight_options(self, locals())
         self.dropout = check_rate('dropout', dropout)
         self.recurrent_dropout = check_rate('recurrent_dropout', recurrent_dropout)
         self.seed = seed

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from .backend import SeedGenerator, array_module, unwrap, is_nested, device_of, to_device
 from . import activations, initializers, regularizers, constraints
-from .layer import Layer, check_positive_int, check_rate, check_bool
+from .layer import Layer, check_positive_int, check_rate, check_bool, set_weight_options
 from .cells import DropoutRNNCell
 from .rnn import RNN, rnn_loop
 
@@ -158,16 +158,8 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = check_bool('use_bias', use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        set_weight_options(self, locals())
         self.unit_forget_bias = check_bool('unit_forget_bias', unit_forget_bias)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = check_rate('dropout', dropout)
         self.recurrent_dropout = check_rate('recurrent_dropout', recurrent_dropout)
         self.seed = seed

@@ -8,7 +8,7 @@ __all__ = ['Dense', 'Dropout', 'Embedding', 'Masking']
 # %% ../nbs/10_core.ipynb 3
 import numbers
 from .backend import array_module, SeedGenerator, compute_dtype
-from .layer import Layer, check_bool
+from .layer import Layer, check_bool, set_weight_options
 from . import ops, activations, initializers, regularizers, constraints
 
 # %% ../nbs/10_core.ipynb 6
@@ -31,10 +31,7 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = check_bool('use_bias', use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer, self.bias_regularizer = regularizers.get(kernel_regularizer), regularizers.get(bias_regularizer)
-        self.kernel_constraint, self.bias_constraint = constraints.get(kernel_constraint), constraints.get(bias_constraint)
+        set_weight_options(self, locals())
         self.supports_masking = True
         self.time_distributable = True   # acts on each row alone: TimeDistributed may fold time into batch
 
@@ -127,9 +124,7 @@ class Embedding(Layer):
         kwargs.pop('lora_alpha', None)
         super().__init__(input_length=input_length, **kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.embeddings_initializer = initializers.get(embeddings_initializer)
-        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
-        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        set_weight_options(self, locals())
         self.mask_zero = check_bool('mask_zero', mask_zero)
         self.supports_masking = self.mask_zero
         if weights is not None:

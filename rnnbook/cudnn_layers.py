@@ -9,7 +9,7 @@ __all__ = ['cudnn_ok', 'CuDNNCell', 'CuDNNLSTM', 'CuDNNGRU']
 import numpy as np
 from .backend import flatten, is_nested
 from . import activations, initializers, regularizers, constraints
-from .layer import Layer, check_positive_int, check_bool, UnrecognizedArgumentError
+from .layer import Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options
 from .rnn import RNN
 from .recurrent import lstm_fused, gru_fused, LSTM, GRU
 from .utils import cudnn_to_keras, keras_to_cudnn, convertible_kind
@@ -65,15 +65,7 @@ class _CuDNNRNN(RNN):
                          go_backwards=go_backwards, stateful=stateful, activity_regularizer=activity_regularizer,
                          **kwargs)
         self.supports_masking = False
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_weight_options(self, locals())
 
     # ---- weights ---------------------------------------------------------------------------------------------
     def build(self, sequences_shape, initial_state_shape=None):
