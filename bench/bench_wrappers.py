@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -36,22 +35,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import rnnbook as rb  # noqa: E402
+from bench_rnn import time_fn  # noqa: E402  (same timing as the recurrent-layer benchmark)
 
 ATOL = 1e-4
 
 
-def median_time(fn, repeats, min_repeat_s=0.05):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    inner = max(1, min(1000, int(np.ceil(min_repeat_s / max(time.perf_counter() - t0, 1e-9)))))
-    per_call = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        per_call.append((time.perf_counter() - t0) / inner)
-    return statistics.median(per_call)
+def median_time(fn, repeats):
+    return time_fn(fn, repeats, warmup=1, min_repeat_s=0.05)["median_s"]
 
 
 def knp(x):
