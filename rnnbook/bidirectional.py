@@ -7,7 +7,8 @@ __all__ = ['MERGE_MODES', 'Bidirectional', 'merge']
 
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
-from .backend import array_module, flatten, unwrap, is_nested
+from .backend import flatten, is_nested
+from . import ops
 from .layer import Layer, serialize_layer, deserialize_layer
 
 # %% ../nbs/11_bidirectional.ipynb 6
@@ -135,7 +136,6 @@ class Bidirectional(Layer):
         if self.return_state:
             states = tuple(flatten(y[1:]) + flatten(y_rev[1:]))
             y, y_rev = y[0], y_rev[0]
-        y, y_rev = unwrap(y), unwrap(y_rev)
         if self.return_sequences: y_rev = y_rev[:, ::-1]      # back to the input's time order
         output = merge(y, y_rev, self.merge_mode)
         if not self.return_state: return output
@@ -172,7 +172,7 @@ class Bidirectional(Layer):
 
 def merge(y, y_rev, mode):
     "Merge the forward and (time-aligned) backward outputs: concat, sum, mul, ave, or None (the pair)."
-    if mode == 'concat': return array_module(y).concatenate([y, y_rev], axis=-1)
+    if mode == 'concat': return ops.concatenate([y, y_rev], axis=-1)
     if mode == 'sum': return y + y_rev
     if mode == 'ave': return (y + y_rev) / 2
     if mode == 'mul': return y * y_rev

@@ -80,8 +80,15 @@ class Variable:
     def __rmatmul__(self, o): return ops.matmul(o, self)
     def __neg__(self): return ops.negative(self)
     def __pow__(self, o): return ops.power(self, o)
+    def __abs__(self): return ops.abs(self)
     @property
     def T(self): return ops.transpose(self)
+    # the array methods layer code uses, as recorded ops (an input Variable flows through layers under a tape)
+    def astype(self, dtype, copy=True): return ops.cast(self, dtype)
+    def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def transpose(self, *axes): return ops.transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
+    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis=axis, keepdims=keepdims)
 
 # %% ../nbs/06_layer.ipynb 9
 _NAME_COUNTS = collections.Counter()
@@ -152,6 +159,7 @@ def get_mask(x):
 
 def with_mask(x, mask):
     "A view of array `x` carrying `mask` (`(batch, timesteps)` booleans, or None to drop it)."
+    if getattr(x, '_rb_tensor', False): return x._with_mask(mask)   # a value recorded by a gradient tape
     x = unwrap(x)
     if mask is None: return _plain(x)
     if not isinstance(x, np.ndarray):
@@ -177,6 +185,8 @@ def call_params(fn) -> tuple:
     return set(params), any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 def _to_array(x, xp=None):
+    "An array for `x`; a Variable or Tensor stays itself while a tape records (its gradient may be wanted)."
+    if getattr(x, '_rb_variable', False) and ops._recorder is not None: return x
     x = unwrap(x)
     if hasattr(x, 'shape') and hasattr(x, 'dtype'): return x
     return (xp or np).asarray(x)
@@ -258,7 +268,7 @@ class Layer:
     @property
     def losses(self):
         "Regularization penalties of this layer's weights and activity losses of its last call."
-        out = [w.regularizer(w.value) for w in self.weights if w.regularizer is not None]
+        out = [w.regularizer(w) for w in self.weights if w.regularizer is not None]   # recorded under a tape
         for l in [self] + self._layers: out += l.__dict__.get('_activity_losses', [])
         return out
 
@@ -373,8 +383,8 @@ class Layer:
         flat_out = flatten(outputs)
         flat_masks = flatten(masks) if is_nested(masks) else [masks]
         flat_masks = flat_masks + [None] * (len(flat_out) - len(flat_masks))
-        attached = [with_mask(o, m) if m is not None and isinstance(o, np.ndarray) else o   # CuPy: GPU notebook
-                    for o, m in zip(flat_out, flat_masks)]
+        can_carry = lambda o: isinstance(o, np.ndarray) or getattr(o, '_rb_tensor', False)  # CuPy: the GPU notebook
+        attached = [with_mask(o, m) if m is not None and can_carry(o) else o for o, m in zip(flat_out, flat_masks)]
         return pack_sequence_as(outputs, attached) if is_nested(outputs) else attached[0]
 
     def __call__(self, inputs, *args, **kwargs):

@@ -8,6 +8,7 @@ __all__ = ['folds_time', 'TimeDistributed']
 # %% ../nbs/12_time_distributed.ipynb 3
 from .backend import array_module, flatten, pack_sequence_as, is_nested, map_structure
 from .layer import Layer, serialize_layer, deserialize_layer
+from . import ops
 
 # %% ../nbs/12_time_distributed.ipynb 6
 def _child_shape(input_shape):
@@ -77,7 +78,7 @@ class TimeDistributed(Layer):
         if T == 0:
             shape = self.compute_output_shape(tuple(inputs.shape))
             return xp.zeros(shape, inputs.dtype)
-        flat = [xp.stack(ys, axis=1) for ys in zip(*(flatten(s) for s in steps))]
+        flat = [ops.stack(ys, axis=1) for ys in zip(*(flatten(s) for s in steps))]
         return pack_sequence_as(steps[0], flat) if is_nested(steps[0]) else flat[0]
 
     def compute_mask(self, inputs, mask=None):
