@@ -256,7 +256,7 @@ class RNN(Layer):
                                  f"the batch size of the initial state. \n- Expected batch size: {expected}\n"
                                  f"- Received batch size: {B}")
         if initial_state is None and self.stateful and self.states is not None:
-            initial_state = [v.value for v in flatten(self.states)]
+            initial_state = [v.value.copy() for v in flatten(self.states)]   # the call overwrites the states
         if initial_state is None:
             initial_state = map_structure(lambda z: xp.asarray(z).astype(dtype, copy=False), self.get_initial_state(B))
         else:
