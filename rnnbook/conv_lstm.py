@@ -4,13 +4,16 @@
 
 # %% auto 0
 __all__ = ['standardize_tuple', 'standardize_padding', 'standardize_data_format', 'conv_output_length', 'same_padding',
-           'patch_index', 'im2col', 'conv', 'gate_conv', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM1D', 'ConvLSTM2D',
-           'ConvLSTM3D']
+           'patch_index', 'im2col', 'conv', 'gate_conv', 'col2im', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM1D',
+           'ConvLSTM2D', 'ConvLSTM3D']
 
 # %% ../nbs/13_conv_lstm.ipynb 3
 import functools
+import itertools
 import math
 import numpy as np
+from . import ops
+from .ops import primitive, defvjp
 from .backend import SeedGenerator, array_module, unwrap, is_nested, device_of, to_device
 from . import activations, initializers, regularizers, constraints
 from .layer import Layer, check_positive_int, check_rate, check_bool, set_weight_options
@@ -90,46 +93,116 @@ def _conv_args(rank, kernel_size, strides, padding, dilation_rate):
     return (standardize_tuple(kernel_size, rank, 'kernel_size'), standardize_tuple(strides, rank, 'strides'),
             standardize_padding(padding), standardize_tuple(dilation_rate, rank, 'dilation_rate'))
 
-def im2col(x, kernel_size, strides=1, padding='valid', dilation_rate=1):
-    "Patches of channels-last `x` `(N, *S, C)` as `(N, *O, K·C)`: one row per output position, taps then channels."
-    x = unwrap(x)
-    xp = array_module(x)
-    rank = x.ndim - 2
-    k, s, padding, r = _conv_args(rank, kernel_size, strides, padding, dilation_rate)
-    if padding == 'same':
-        pads = [same_padding(n, kd, sd, rd) for n, kd, sd, rd in zip(x.shape[1:-1], k, s, r)]
-        if any(a or b for a, b in pads): x = xp.pad(x, [(0, 0)] + pads + [(0, 0)])     # (N, *S_padded, C)
-    N, S, C = x.shape[0], tuple(x.shape[1:-1]), x.shape[-1]
+def _geometry(shape, k, s, padding, r):
+    "`(pads, padded spatial shape, output spatial shape)` of a convolution of channels-last `shape` `(N, *S, C)`."
+    spatial = tuple(shape[1:-1])
+    pads = ([same_padding(n, kd, sd, rd) for n, kd, sd, rd in zip(spatial, k, s, r)] if padding == 'same'
+            else [(0, 0)] * len(spatial))
+    S = tuple(n + a + b for n, (a, b) in zip(spatial, pads))
     out = tuple(conv_output_length(n, kd, sd, 'valid', rd) for n, kd, sd, rd in zip(S, k, s, r))
     if min(out) <= 0:
-        raise ValueError(f"Computed output size would be zero or negative. Received `inputs shape={tuple(x.shape)}`, "
+        raise ValueError(f"Computed output size would be zero or negative. Received `inputs shape={tuple(shape)}`, "
                          f"`kernel_size={k}`, `dilation_rate={r}`, `strides={s}`, `padding={padding}`.")
+    return pads, S, out
+
+def _im2col(x, k, s, padding, r):
+    "`im2col` on an array, arguments already standardized."
+    xp = array_module(x)
+    pads, S, out = _geometry(x.shape, k, s, padding, r)
+    if any(a or b for a, b in pads): x = xp.pad(x, [(0, 0)] + pads + [(0, 0)])     # (N, *S_padded, C)
+    N, C = x.shape[0], x.shape[-1]
     index = _index_on(device_of(x), S, k, s, r)                                    # (P, K)
     cols = xp.take(x.reshape(N, -1, C), index, axis=1)                              # (N, P, K, C)
     return cols.reshape((N,) + out + (-1,))                                         # (N, *O, K·C)
 
+@primitive
+def im2col(x, kernel_size, strides=1, padding='valid', dilation_rate=1):
+    "Patches of channels-last `x` `(N, *S, C)` as `(N, *O, K·C)`: one row per output position, taps then channels."
+    x = unwrap(x)
+    return _im2col(x, *_conv_args(x.ndim - 2, kernel_size, strides, padding, dilation_rate))
+
+@primitive
 def conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "N-D convolution of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C, F)`: `(N, *O, F)`, one matrix product."
-    kernel = unwrap(kernel)
-    cols = im2col(x, kernel.shape[:-2], strides, padding, dilation_rate)           # (N, *O, K·C)
+    x, kernel = unwrap(x), unwrap(kernel)
+    cols = _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))  # (N, *O, K·C)
     z = cols.reshape(-1, cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])     # (N·P, F)
     return z.reshape(cols.shape[:-1] + (kernel.shape[-1],))                          # (N, *O, F)
 
 # %% ../nbs/13_conv_lstm.ipynb 20
+@primitive
 def gate_conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "`conv` when `x` is `(N, *S, C)`; when `x` is `(G, N, *S, C)` (one input per gate), gate g's columns see `x[g]`."
     x, kernel = unwrap(x), unwrap(kernel)
-    if x.ndim == kernel.ndim: return conv(x, kernel, strides, padding, dilation_rate)
+    if x.ndim == kernel.ndim: return conv.raw(x, kernel, strides, padding, dilation_rate)
     xp = array_module(x)
     G, N = x.shape[:2]
     F = kernel.shape[-1] // G
-    cols = im2col(x.reshape((G * N,) + x.shape[2:]), kernel.shape[:-2], strides, padding, dilation_rate)  # (G·N, *O, K·C)
+    k, s, padding, r = _conv_args(x.ndim - 3, kernel.shape[:-2], strides, padding, dilation_rate)
+    cols = _im2col(x.reshape((G * N,) + x.shape[2:]), k, s, padding, r)              # (G·N, *O, K·C)
     out = cols.shape[1:-1]
     W = kernel.reshape(-1, G, F).transpose(1, 0, 2)                                  # (G, K·C, F)
     z = xp.matmul(cols.reshape(G, -1, cols.shape[-1]), W)                              # (G, N·P, F)
     return z.transpose(1, 0, 2).reshape((N,) + out + (G * F,))                         # (N, *O, G·F)
 
 # %% ../nbs/13_conv_lstm.ipynb 23
+def _col2im(cols, shape, k, s, padding, r):
+    "`col2im` on an array, arguments already standardized."
+    xp = array_module(cols)
+    pads, S, out = _geometry(shape, k, s, padding, r)
+    N, C = shape[0], shape[-1]
+    cols = cols.reshape((N,) + out + (math.prod(k), C))                              # (N, *O, K, C)
+    dx = xp.zeros((N,) + S + (C,), cols.dtype)                                        # the padded grid
+    for t, tap in enumerate(itertools.product(*map(range, k))):
+        window = tuple(slice(kd * rd, kd * rd + (od - 1) * sd + 1, sd) for kd, rd, od, sd in zip(tap, r, out, s))
+        dx[(slice(None),) + window] += cols[..., t, :]                                # distinct cells: no add.at
+    if any(a or b for a, b in pads):
+        dx = dx[(slice(None),) + tuple(slice(a, a + n) for (a, _), n in zip(pads, shape[1:-1]))]
+    return dx
+
+@primitive
+def col2im(cols, input_shape, kernel_size, strides=1, padding='valid', dilation_rate=1):
+    "The transpose of `im2col`: add the patch rows `(N, *O, K·C)` back onto an input of `input_shape` `(N, *S, C)`."
+    cols, input_shape = unwrap(cols), tuple(input_shape)
+    return _col2im(cols, input_shape, *_conv_args(len(input_shape) - 2, kernel_size, strides, padding, dilation_rate))
+
+def _im2col_vjp(g, y, x, kernel_size, strides=1, padding='valid', dilation_rate=1):
+    return (col2im.raw(g, x.shape, kernel_size, strides, padding, dilation_rate),)
+
+def _col2im_vjp(g, y, cols, input_shape, kernel_size, strides=1, padding='valid', dilation_rate=1):
+    return (im2col.raw(g, kernel_size, strides, padding, dilation_rate).reshape(cols.shape),)
+
+def _conv_vjp(g, y, x, kernel, strides=1, padding='valid', dilation_rate=1):
+    k, s, padding, r = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
+    cols = _im2col(x, k, s, padding, r)                                              # recomputed: (N, *O, K·C)
+    KC, F = cols.shape[-1], kernel.shape[-1]
+    gz = g.reshape(-1, F)                                                             # (N·P, F)
+    dkernel = (cols.reshape(-1, KC).T @ gz).reshape(kernel.shape)                     # X_colᵀ Z̄
+    dx = _col2im(gz @ kernel.reshape(KC, F).T, x.shape, k, s, padding, r)            # col2im(Z̄ W_matᵀ)
+    return dx, dkernel
+
+def _gate_conv_vjp(g, y, x, kernel, strides=1, padding='valid', dilation_rate=1):
+    if x.ndim == kernel.ndim: return _conv_vjp(g, y, x, kernel, strides, padding, dilation_rate)
+    xp = array_module(g, x, kernel)
+    G, N = x.shape[:2]
+    F = kernel.shape[-1] // G
+    k, s, padding, r = _conv_args(x.ndim - 3, kernel.shape[:-2], strides, padding, dilation_rate)
+    folded = (G * N,) + x.shape[2:]
+    cols = _im2col(x.reshape(folded), k, s, padding, r)                              # (G·N, *O, K·C)
+    KC = cols.shape[-1]
+    cols = cols.reshape(G, -1, KC)                                                    # (G, N·P, K·C)
+    gz = g.reshape(-1, G, F).transpose(1, 0, 2)                                       # (G, N·P, F)
+    W = kernel.reshape(KC, G, F).transpose(1, 0, 2)                                   # (G, K·C, F)
+    dkernel = xp.matmul(cols.transpose(0, 2, 1), gz).transpose(1, 0, 2).reshape(kernel.shape)
+    dcols = xp.matmul(gz, W.transpose(0, 2, 1))                                       # (G, N·P, K·C)
+    return _col2im(dcols, folded, k, s, padding, r).reshape(x.shape), dkernel
+
+defvjp(im2col, _im2col_vjp)
+defvjp(col2im, _col2im_vjp)
+defvjp(conv, _conv_vjp)
+defvjp(gate_conv, _gate_conv_vjp)
+
+# %% ../nbs/13_conv_lstm.ipynb 27
 class ConvLSTMCell(Layer, DropoutRNNCell):
     "One ConvLSTM step `(x_t, [h, c]) -> (h, [h, c])`: the LSTM gates with the products replaced by convolutions."
     dropout_mask_count = 4   # one dropout mask per gate, as Keras
@@ -174,12 +247,14 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
     def to_channels_last(self, a):
         "`(..., C, *S) -> (..., *S, C)` for channels-first data; anything else unchanged."
         if a is None or not self.channels_first: return a
-        return array_module(a).moveaxis(a, -self.rank - 1, -1)
+        n = len(a.shape); lead = list(range(n - self.rank - 1))
+        return ops.transpose(a, lead + list(range(n - self.rank, n)) + [n - self.rank - 1])
 
     def from_channels_last(self, a):
         "`(..., *S, C) -> (..., C, *S)` for a channels-first layer; anything else unchanged."
         if a is None or not self.channels_first: return a
-        return array_module(a).moveaxis(a, -1, -self.rank - 1)
+        n = len(a.shape); lead = list(range(n - self.rank - 1))
+        return ops.transpose(a, lead + [n - 1] + list(range(n - self.rank - 1, n - 1)))
 
     def _split_shape(self, input_shape):
         "`(spatial dims, channels)` of a step shape `(B, *S, C)` / `(B, C, *S)`."
@@ -255,21 +330,19 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
     # ---- the step --------------------------------------------------------------------------------------------
     def input_part(self, x, dp=None):
         "`W * x + b` for the four gates, `(N, *O, 4F)`, from channels-last `x` `(N, *S, C)` (and per-gate masks)."
-        if dp is not None: x = x[None] * dp                                          # (4, N, *S, C)
+        if dp is not None: x = ops.multiply(ops.expand_dims(x, 0), dp)               # (4, N, *S, C)
         z = gate_conv(x, self.kernel, self.strides, self.padding, self.dilation_rate)   # (N, *O, 4F)
-        if self.bias is not None: z = z + self.bias.value
+        if self.bias is not None: z = ops.add(z, self.bias)
         return z
 
     def recurrent_part(self, z, h_tm1, c_tm1, rdp=None):
         "Add `U * h_tm1` to the input part `z` and apply the gates: channels-last `(h, c)`, each `(N, *O, F)`."
-        h = h_tm1 if rdp is None else h_tm1[None] * rdp                               # (N, *O, F) or (4, N, *O, F)
-        z = z + gate_conv(h, self.recurrent_kernel, 1, 'same', 1)                     # (N, *O, 4F): i, f, c, o
-        F = self.filters
-        i = self.recurrent_activation(z[..., :F])
-        f = self.recurrent_activation(z[..., F:2 * F])
-        c = f * c_tm1 + i * self.activation(z[..., 2 * F:3 * F])
-        o = self.recurrent_activation(z[..., 3 * F:])
-        return o * self.activation(c), c
+        h = h_tm1 if rdp is None else ops.multiply(ops.expand_dims(h_tm1, 0), rdp)    # (N, *O, F) or (4, N, *O, F)
+        z = ops.add(z, gate_conv(h, self.recurrent_kernel, 1, 'same', 1))             # (N, *O, 4F)
+        zi, zf, zc, zo = ops.split(z, 4, axis=-1)                                     # i, f, c, o
+        i, f, o = self.recurrent_activation(zi), self.recurrent_activation(zf), self.recurrent_activation(zo)
+        c = ops.add(ops.multiply(f, c_tm1), ops.multiply(i, self.activation(zc)))
+        return ops.multiply(o, self.activation(c)), c
 
     def masks(self, step_input, h_tm1, training):
         "The per-gate dropout masks `(4, B, ...)` of this sequence, each shaped like its tensor (None when unused)."
@@ -305,8 +378,10 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
                   'dropout': self.dropout, 'recurrent_dropout': self.recurrent_dropout, 'seed': self.seed}
         return {**super().get_config(), **config}
 
-# %% ../nbs/13_conv_lstm.ipynb 27
+# %% ../nbs/13_conv_lstm.ipynb 31
 _PATCH_BUDGET = 1 << 24   # elements of one gathered patch matrix in the fast path
+
+def _traced(x): return getattr(x, '_rb_variable', False)   # a Variable, or a Tensor recorded by a tape
 
 _CELL_ATTRS = ('filters', 'kernel_size', 'strides', 'padding', 'data_format', 'dilation_rate', 'activation',
                'recurrent_activation', 'use_bias', 'kernel_initializer', 'recurrent_initializer', 'bias_initializer',
@@ -401,26 +476,27 @@ class ConvLSTM(RNN):
                for n, k, s, r in zip(S, cell.kernel_size, cell.strides, cell.dilation_rate)]
         per_step = B * (1 if dp is None else 4) * math.prod(out) * math.prod(cell.kernel_size) * C
         chunk = max(1, min(T, _PATCH_BUDGET // per_step))                             # steps per gathered matrix
-        z = None
-        for t0 in range(0, T, chunk):
-            xs = x[:, t0:t0 + chunk]                                                  # (B, t, *S, C)
+        pieces = [x] if chunk >= T else ops.split(x, list(range(chunk, T, chunk)), axis=1)
+        z, parts = None, []
+        for t0, xs in zip(range(0, T, chunk), pieces):                                # xs: (B, t, *S, C)
             t = xs.shape[1]
-            folded = xs.reshape((B * t,) + S + (C,))                                  # (B·t, *S, C)
+            folded = ops.reshape(xs, (B * t,) + S + (C,))                             # (B·t, *S, C)
             dps = None if dp is None else \
                 xp.broadcast_to(dp[:, :, None], (4, B, t) + S + (C,)).reshape((4, B * t) + S + (C,))
             zc = cell.input_part(folded, dps)                                         # (B·t, *O, 4F)
-            zc = zc.reshape((B, t) + zc.shape[1:])                                    # (B, t, *O, 4F)
+            zc = ops.reshape(zc, (B, t) + tuple(zc.shape[1:]))                        # (B, t, *O, 4F)
             if t == T: return zc
-            if z is None: z = xp.empty((B, T) + zc.shape[2:], zc.dtype)
+            if _traced(zc): parts.append(zc); continue                                # a tape: no in-place writes
+            if z is None: z = xp.empty((B, T) + tuple(zc.shape[2:]), zc.dtype)
             z[:, t0:t0 + t] = zc
-        return z
+        return ops.concatenate(parts, axis=1) if parts else z
 
     def inner_loop(self, sequences, initial_state, mask, training=False, constants=None):
         cell = self.cell
         if constants is not None or self.unroll or type(cell) is not ConvLSTMCell:
             return super().inner_loop(sequences, initial_state, mask, training, constants)
         h0, c0 = initial_state[0], initial_state[1]
-        dp, rdp = cell.masks(sequences[:, 0], h0, training)   # drawn in the order the cell step draws them
+        dp, rdp = cell.masks(unwrap(sequences)[:, 0], unwrap(h0), training)   # drawn in the order the cell step draws them
         z = self.input_sequence(sequences, dp)                                        # (B, T, *O, 4F)
         last = cell.to_channels_last
         rdp = last(rdp)
@@ -450,7 +526,7 @@ for _name in _CELL_ATTRS:
                                       doc=f"The cell's `{_name}`."))
 del _name
 
-# %% ../nbs/13_conv_lstm.ipynb 29
+# %% ../nbs/13_conv_lstm.ipynb 33
 class ConvLSTM1D(ConvLSTM):
     "1-D convolutional LSTM over `(B, T, steps, C)` (channels last) or `(B, T, C, steps)` inputs."
     _fixed_rank = 1

@@ -58,8 +58,9 @@ def recorded_loop(step, inputs, initial_states, mask=None, go_backwards=False, z
     xp = array_module(*flat_x)
     flat_s = flatten(initial_states)
     prev, steps, last, y_t = None, [], None, None
+    slices = [ops.split(x, T, axis=1) for x in flat_x]      # one split: its backward is one concatenate
     for t in (range(T - 1, -1, -1) if go_backwards else range(T)):
-        x_t = [ops.getitem(x, (slice(None), t)) for x in flat_x]
+        x_t = [ops.squeeze(xs[t], 1) for xs in slices]
         x_t = pack_sequence_as(inputs, x_t) if is_nested(inputs) else x_t[0]
         y_t, new_states = step(x_t, pack_sequence_as(initial_states, flat_s))
         flat_y, flat_new = flatten(y_t), flatten(new_states)

@@ -90,23 +90,18 @@ def compare(klayer, rlayer, x, mask=None, initial_state=None, seed=3, **call_kw)
         np.testing.assert_allclose(a, b, atol=TOL, rtol=TOL, err_msg=f"gradient {i}")
 
 
-_W_CACHE = {}
-
-
 def _weights_for(klayer, x, mask, initial_state, seed, **call_kw):
-    key = id(klayer)
-    if key not in _W_CACHE:
-        with torch.no_grad():
-            kw = dict(call_kw)
-            if mask is not None:
-                kw["mask"] = torch.tensor(mask)
-            if initial_state is not None:
-                kw["initial_state"] = [torch.tensor(s) for s in initial_state]
-            out = klayer(torch.tensor(x), **kw)
-        outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        rng = np.random.default_rng(seed)
-        _W_CACHE[key] = [rng.standard_normal(tuple(o.shape)).astype("float32") for o in outs]
-    return _W_CACHE[key]
+    "Fixed random weights, one array per output of the layer, for the loss sum(out_i * W_i)."
+    with torch.no_grad():
+        kw = dict(call_kw)
+        if mask is not None:
+            kw["mask"] = torch.tensor(mask)
+        if initial_state is not None:
+            kw["initial_state"] = [torch.tensor(s) for s in initial_state]
+        out = klayer(torch.tensor(x), **kw)
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(tuple(o.shape)).astype("float32") for o in outs]
 
 
 def pair(make_keras, make_rb, shape=(B, T, F)):

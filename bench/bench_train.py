@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""One training step (forward + backward + Adam update) of a recurrent layer: rnnbook vs torch vs Keras 3.
+
+Usage::
+
+    python bench/bench_train.py [--quick] [--cells LSTM,GRU,SimpleRNN] [--configs 0,1] [--json out.json]
+
+For each (batch, time, features, units) configuration of the forward benchmark (bench_rnn.py) and each cell,
+the three libraries start from the same weights and the same batch, take one step of
+``loss = mean((layer(x) - y)**2)`` with ``Adam(1e-3)`` (return_sequences=True), and the script checks that the
+updated weights agree (atol 1e-4) before timing the step. rnnbook runs ``rb.GradientTape`` +
+``rb.optimizers.Adam``; torch ``nn.LSTM/GRU/RNN`` + ``torch.optim.Adam`` (CPU, float32); Keras a one-layer
+``Sequential`` compiled with ``adam``/``mse`` and ``train_on_batch`` (torch backend). Medians of repeats and
+the ratios rnnbook/torch and rnnbook/keras are printed; machines are noisy, so read ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+if os.environ["KERAS_BACKEND"] != "torch":
+    sys.exit("this benchmark needs KERAS_BACKEND=torch (or unset)")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import rnnbook as rb  # noqa: E402
+from bench_rnn import CONFIGS, time_fn, make_keras_weights, load_torch_params  # noqa: E402
+
+LR = 1e-3
+
+
+def rnnbook_step(cell, units, weights, x, y):
+    kw = {"reset_after": True} if cell == "GRU" else {}
+    layer = getattr(rb.layers, cell)(units, return_sequences=True, **kw)
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    opt = rb.optimizers.Adam(LR)
+
+    def step():
+        with rb.GradientTape() as tape:
+            loss = rb.ops.mean(rb.ops.square(layer(x) - y))
+        grads = tape.gradient(loss, layer.trainable_weights)
+        opt.apply_gradients(zip(grads, layer.trainable_weights))
+    return step, lambda: layer.get_weights()
+
+
+def torch_step(cell, units, weights, x, y):
+    cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[cell]
+    mod = cls(x.shape[-1], units, batch_first=True)
+    load_torch_params(mod, rb.utils.torch_weights(cell, *weights))
+    opt = torch.optim.Adam(mod.parameters(), lr=LR, eps=1e-7)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = ((mod(xt)[0] - yt) ** 2).mean()
+        loss.backward()
+        opt.step()
+
+    def weights_now():
+        sd = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+        return rb.utils.keras_weights(cell, sd)
+    return step, weights_now
+
+
+def keras_step(cell, units, weights, x, y):
+    import keras
+    kw = {"reset_after": True} if cell == "GRU" else {}
+    model = keras.Sequential([keras.Input(x.shape[1:]), getattr(keras.layers, cell)(units, return_sequences=True, **kw)])
+    model.layers[0].set_weights(weights)
+    model.compile(optimizer=keras.optimizers.Adam(LR), loss="mse")
+    return (lambda: model.train_on_batch(x, y)), (lambda: model.layers[0].get_weights())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--cells", default="LSTM,GRU,SimpleRNN")
+    p.add_argument("--configs", default=None, help="comma list of indices into bench_rnn.CONFIGS")
+    p.add_argument("--no-keras", action="store_true")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    configs = [CONFIGS[int(i)] for i in a.configs.split(",")] if a.configs else CONFIGS[:3]
+    repeats = 3 if a.quick else a.repeats
+    builders = {"rnnbook": rnnbook_step, "torch": torch_step}
+    if not a.no_keras:
+        builders["keras"] = keras_step
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads); "
+          f"one Adam step of mean((layer(x) - y)^2); median of {repeats}\n")
+    rows = []
+    for B, T, F, U in configs:
+        for cell in a.cells.split(","):
+            rng = np.random.default_rng(0)
+            weights = make_keras_weights(cell, F, U, rng)
+            x = rng.standard_normal((B, T, F)).astype("float32")
+            y = rng.standard_normal((B, T, U)).astype("float32")
+            steps = {lib: build(cell, U, [w.copy() for w in weights], x, y) for lib, build in builders.items()}
+            after = {}
+            for lib, (step, get) in steps.items():
+                step()
+                after[lib] = get()
+            err = max(float(np.abs(np.asarray(a_) - np.asarray(b_)).max())
+                      for lib in after for a_, b_ in zip(after["rnnbook"], after[lib]))
+            if err > 1e-4:
+                raise AssertionError(f"{cell} {(B, T, F, U)}: weights after one step differ by {err:.2e}")
+            times = {}
+            for lib, (step, _) in steps.items():
+                time.sleep(0.25)
+                times[lib] = time_fn(step, repeats, warmup=1, min_repeat_s=0.05)["median_s"]
+            ratios = {f"rnnbook/{lib}": times["rnnbook"] / t for lib, t in times.items() if lib != "rnnbook"}
+            rows.append({"cell": cell, "B": B, "T": T, "F": F, "U": U, **{f"{k}_s": v for k, v in times.items()},
+                         **ratios, "weights_agree_to": err})
+            print(f"{cell:9s} B={B:3d} T={T:4d} F={F:4d} U={U:4d}  " +
+                  "  ".join(f"{k} {v * 1e3:8.2f} ms" for k, v in times.items()) + "   " +
+                  "  ".join(f"{k} {v:5.2f}" for k, v in ratios.items()) + f"   (agree to {err:.1e})")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
