@@ -62,6 +62,8 @@ class Variable:
     def __array__(self, dtype=None, copy=None):
         a = to_numpy(self._value)
         return a if dtype is None else a.astype(dtype)
+    def __float__(self): return float(self._value)
+    def __int__(self): return int(self._value)
 
     def __repr__(self):
         return f"<rb.Variable path={self.path} shape={self.shape} dtype={self.dtype.name} trainable={self.trainable}>"
