@@ -193,6 +193,14 @@ def _to_array(x, xp=None):
     if hasattr(x, 'shape') and hasattr(x, 'dtype'): return x
     return (xp or np).asarray(x)
 
+_symbolic_call = None   # set by the models notebook: a call on placeholders (`rb.Input`) records a graph node
+
+def _has_symbolic(x) -> bool:
+    "Whether a placeholder is among the leaves of `x` (runs on every call, so plain arrays return at once)."
+    if getattr(x, '_rb_symbolic', False): return True
+    if isinstance(x, dict): x = list(x.values())
+    return isinstance(x, (list, tuple)) and any(_has_symbolic(v) for v in x)
+
 _BUILD_SCOPE = []   # the layers whose `build` is running, outermost first: weight paths are made from it
 
 def _scoped_build(build):
@@ -256,11 +264,15 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return [w for w in self.weights if w.trainable] if self.trainable else []
+        "Trainable weights, leaving out those of frozen sublayers (`sublayer.trainable = False`)."
+        if not self.trainable: return []
+        frozen = {id(w) for l in self._all_sublayers() if not l.trainable for w in l.weights}
+        return [w for w in self.weights if w.trainable and id(w) not in frozen]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self.weights if not w.trainable] if self.trainable else self.weights
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     @property
     def trainable_variables(self): return self.trainable_weights
@@ -269,9 +281,10 @@ class Layer:
 
     @property
     def losses(self):
-        "Regularization penalties of this layer's weights and activity losses of its last call."
-        out = [w.regularizer(w) for w in self.weights if w.regularizer is not None]   # recorded under a tape
-        for l in [self] + self._layers: out += l.__dict__.get('_activity_losses', [])
+        "Regularization penalties of the trainable weights, and activity losses of the last call (all sublayers)."
+        out = [w.regularizer(w) for w in self.trainable_weights if w.regularizer is not None]   # recorded by a tape
+        for l in {id(l): l for l in [self] + self._all_sublayers()}.values():                  # shared layers once
+            out += l.__dict__.get('_activity_losses', [])
         return out
 
     # ---- weights ---------------------------------------------------------------------------------------------
@@ -391,6 +404,8 @@ class Layer:
 
     def __call__(self, inputs, *args, **kwargs):
         "Convert `inputs`, build on first use, `call` (with the input's mask if it takes one), attach output masks."
+        if _symbolic_call is not None and (_has_symbolic(inputs) or _has_symbolic(kwargs) or _has_symbolic(args)):
+            return _symbolic_call(self, inputs, args, kwargs)   # placeholders (`rb.Input`): record a graph node
         if isinstance(inputs, (list, tuple)) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(inputs)):
             inputs = np.asarray(inputs)   # a nested Python list of numbers is one array, not a nest of inputs
         nested = is_nested(inputs)

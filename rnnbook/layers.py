@@ -10,13 +10,14 @@ from .layer import Layer
 from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells, DropoutRNNCell
 from .rnn import RNN
 from .recurrent import SimpleRNN, GRU, LSTM
-from .core import Dense, Dropout, Embedding, Masking
+from .core import Dense, Dropout, Embedding, Masking, BatchNormalization
 from .bidirectional import Bidirectional
 from .time_distributed import TimeDistributed
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell
 from .cudnn_layers import CuDNNLSTM, CuDNNGRU
+from .models import Input, InputLayer
 
 __all__ = ['Layer', 'SimpleRNNCell', 'GRUCell', 'LSTMCell', 'StackedRNNCells', 'DropoutRNNCell', 'RNN',
            'SimpleRNN', 'GRU', 'LSTM', 'Dense', 'Dropout', 'Embedding', 'Masking', 'Bidirectional',
            'TimeDistributed', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'ConvLSTMCell',
-           'CuDNNLSTM', 'CuDNNGRU']
+           'CuDNNLSTM', 'CuDNNGRU', 'BatchNormalization', 'Input', 'InputLayer']

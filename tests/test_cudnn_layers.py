@@ -88,7 +88,8 @@ def test_constructor_arguments_and_refusals():
                      go_backwards=True, stateful=True, name='g', trainable=False)
     assert (layer.return_sequences, layer.go_backwards, layer.stateful, layer.name) == (True, True, True, 'g')
     layer.build((2, 3, 4))
-    assert len(layer.losses) == 1 and len(layer.non_trainable_weights) == 3 and not layer.trainable_weights
+    # Keras 3 penalises trainable weights only: a frozen layer adds no regularization loss
+    assert len(layer.losses) == 0 and len(layer.non_trainable_weights) == 3 and not layer.trainable_weights
     for bad in ('activation', 'recurrent_activation', 'dropout', 'recurrent_dropout', 'use_bias', 'unroll',
                 'reset_after', 'implementation'):
         with pytest.raises(UnrecognizedArgumentError, match=bad):
