@@ -182,6 +182,7 @@ class Masking(Layer):
         self.supports_masking = True
 
     def _keep(self, inputs):
+        inputs = unwrap(inputs)                                     # the mask is not differentiated
         xp = array_module(inputs)
         v = self.mask_value
         differs = (inputs != v) if v == v else ~xp.isnan(inputs)   # NaN as the padding value marks NaN steps

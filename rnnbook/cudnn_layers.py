@@ -8,7 +8,7 @@ __all__ = ['cudnn_ok', 'CuDNNCell', 'CuDNNLSTM', 'CuDNNGRU']
 # %% ../nbs/14_cudnn_layers.ipynb 3
 import numpy as np
 from .backend import flatten, is_nested
-from . import activations, initializers, regularizers, constraints
+from . import ops, activations, initializers, regularizers, constraints
 from .layer import Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options
 from .rnn import RNN
 from .recurrent import lstm_fused, gru_fused, LSTM, GRU
@@ -92,7 +92,19 @@ class _CuDNNRNN(RNN):
 
     def builtin_weights(self) -> list:
         "The weights in the built-in layer's layout (`LSTM` / `GRU(reset_after=True)`), on the weights' device."
+        if ops._recorder is not None: return self._recorded_builtin_weights()
         return cudnn_to_keras(self.cudnn_kind, [self.kernel.value, self.recurrent_kernel.value, self.bias.value])
+
+    def _recorded_builtin_weights(self) -> list:
+        "`cudnn_to_keras` in recorded ops on the Variables, so that a gradient tape reaches the cuDNN-layout weights."
+        g, U, D = self.gates, self.units, self.kernel.shape[0]
+        kernel = ops.concatenate([ops.transpose(ops.reshape(k, (U, D))) for k in ops.split(self.kernel, g, axis=1)],
+                                 axis=1)                                                      # (D, gU)
+        recurrent = ops.concatenate([ops.transpose(r) for r in ops.split(self.recurrent_kernel, g, axis=1)], axis=1)
+        b = self.bias
+        bias = ops.add(ops.getitem(b, slice(0, g * U)), ops.getitem(b, slice(g * U, None))) if self.cudnn_kind == 'LSTM' \
+            else ops.reshape(b, (2, g * U))
+        return [kernel, recurrent, bias]
 
     # ---- call ------------------------------------------------------------------------------------------------
     def call(self, inputs, mask=None, training=None, initial_state=None):

@@ -319,3 +319,26 @@ def test_keras2_style_config_loads():
 
 def test_default_names():
     assert CuDNNLSTM(2).name.startswith('cu_dnnlstm') and CuDNNGRU(2).name.startswith('cu_dnngru')
+
+
+@pytest.mark.parametrize("cls", [CuDNNLSTM, CuDNNGRU])
+def test_cudnn_layers_train_gradients_by_finite_differences(cls):
+    """Under a tape the cuDNN-layout weights get exact gradients (the layout conversion is recorded)."""
+    import rnnbook as rb
+    from rnnbook.autodiff import numeric_gradient
+    layer = cls(3, return_sequences=True, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((2, 4, 5))
+    layer(x)
+    w = np.random.default_rng(1).standard_normal((2, 4, 3))
+    with rb.GradientTape() as tape:
+        loss = rb.ops.sum(layer(x) * w)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    for v, g in zip(layer.trainable_weights, grads):
+        base = v.numpy()
+
+        def f(a, v=v, base=base):
+            v.assign(a)
+            out = float(np.sum(np.asarray(layer(x)) * w))
+            v.assign(base)
+            return out
+        np.testing.assert_allclose(g, numeric_gradient(f, base), rtol=1e-5, atol=1e-8)

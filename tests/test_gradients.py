@@ -143,14 +143,26 @@ def test_stacked_cells_gradients_match_keras(mask_name):
     compare(k, r, data(), MASKS[mask_name])
 
 
+INNER = {   # the wrapped layer: the reference loop over a cell, or a built-in layer with hand-written BPTT
+    "RNN(LSTMCell)": (lambda rs: keras.layers.RNN(keras.layers.LSTMCell(U), return_sequences=rs),
+                      lambda rs: RNN(LSTMCell(U), return_sequences=rs)),
+    "LSTM": (lambda rs: keras.layers.LSTM(U, return_sequences=rs), lambda rs: rb.layers.LSTM(U, return_sequences=rs)),
+    "GRU": (lambda rs: keras.layers.GRU(U, return_sequences=rs), lambda rs: rb.layers.GRU(U, return_sequences=rs)),
+    "GRU_v1": (lambda rs: keras.layers.GRU(U, return_sequences=rs, reset_after=False),
+               lambda rs: rb.layers.GRU(U, return_sequences=rs, reset_after=False)),
+    "SimpleRNN": (lambda rs: keras.layers.SimpleRNN(U, return_sequences=rs),
+                  lambda rs: rb.layers.SimpleRNN(U, return_sequences=rs)),
+}
+
+
+@pytest.mark.parametrize("inner", sorted(INNER))
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("mask_name", ["none", "right_padded", "holes"])
-def test_bidirectional_gradients_match_keras(merge_mode, return_sequences, mask_name):
-    k, r = pair(lambda: keras.layers.Bidirectional(keras.layers.RNN(keras.layers.LSTMCell(U),
-                                                                    return_sequences=return_sequences),
-                                                   merge_mode=merge_mode),
-                lambda: Bidirectional(RNN(LSTMCell(U), return_sequences=return_sequences), merge_mode=merge_mode))
+def test_bidirectional_gradients_match_keras(inner, merge_mode, return_sequences, mask_name):
+    kl, rl = INNER[inner]
+    k, r = pair(lambda: keras.layers.Bidirectional(kl(return_sequences), merge_mode=merge_mode),
+                lambda: Bidirectional(rl(return_sequences), merge_mode=merge_mode))
     compare(k, r, data(), MASKS[mask_name])
 
 
