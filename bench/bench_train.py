@@ -54,7 +54,8 @@ def torch_step(cell, units, weights, x, y):
     cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[cell]
     mod = cls(x.shape[-1], units, batch_first=True)
     load_torch_params(mod, rb.utils.torch_weights(cell, *weights))
-    opt = torch.optim.Adam(mod.parameters(), lr=LR, eps=1e-7)
+    # Keras adds epsilon to sqrt(v) before bias correction, torch after: this eps makes the first step identical
+    opt = torch.optim.Adam(mod.parameters(), lr=LR, eps=1e-7 / np.sqrt(1 - 0.999))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
@@ -106,10 +107,14 @@ def main(argv=None):
             for lib, (step, get) in steps.items():
                 step()
                 after[lib] = get()
-            err = max(float(np.abs(np.asarray(a_) - np.asarray(b_)).max())
-                      for lib in after for a_, b_ in zip(after["rnnbook"], after[lib]))
+            # torch keeps two bias vectors and Adam moves each by about the learning rate, so only its kernels
+            # are compared; Keras (one bias, same update rule) must agree on every weight
+            errs = {lib: max(float(np.abs(np.asarray(a_) - np.asarray(b_)).max())
+                             for a_, b_ in list(zip(after["rnnbook"], after[lib]))[:2 if lib == "torch" else 3])
+                    for lib in after if lib != "rnnbook"}
+            err = max(errs.values())
             if err > 1e-4:
-                raise AssertionError(f"{cell} {(B, T, F, U)}: weights after one step differ by {err:.2e}")
+                raise AssertionError(f"{cell} {(B, T, F, U)}: weights after one step differ by {errs}")
             times = {}
             for lib, (step, _) in steps.items():
                 time.sleep(0.25)
