@@ -10,6 +10,7 @@ __all__ = []
 from . import backend, ops, activations, initializers, regularizers, constraints, layers, utils, autodiff
 from . import losses, metrics, optimizers, models, callbacks
 from .models import Sequential, Model, Input
+from .traces import trace, trace_batches
 from .autodiff import GradientTape, stop_gradient
 from .backend import set_seed, floatx, set_floatx, array_module, to_numpy, to_device
 from .layer import Variable, get_mask, with_mask
