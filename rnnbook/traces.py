@@ -125,10 +125,12 @@ def _replay(layer, x, mask, initial_state):
     return per_cell, outs, states, order, m
 
 def _layer_outputs(layer, outs, states):
+    "The outputs structured as the layer returns them (stacked cells: one list of states per cell)."
     seq = np.stack(outs, axis=1)                                            # processing order, as the layer
     out = seq if layer.return_sequences else outs[-1]
-    finals = [s for cell_states in states for s in cell_states]
-    return [out, *finals] if layer.return_state else out
+    if not layer.return_state: return out
+    if isinstance(layer.cell, StackedRNNCells): return [out, *[list(s) for s in states]]
+    return [out, *states[0]]
 
 def _call_without_side_effects(layer, x, **kw):
     "Call a (possibly stateful) layer and put its states back afterwards."
