@@ -9,7 +9,6 @@ __all__ = ['new_figure', 'render_png', 'Explorer']
 import html
 import io
 import time
-import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import ipywidgets as widgets
@@ -47,14 +46,22 @@ class Explorer:
 
     def _changed(self, change): self.redraw()
 
+    def render(self) -> bytes:
+        "The current figure as PNG bytes (a view with a faster renderer overrides this)."
+        return render_png(self.figure, self.dpi)
+
+    def marker(self) -> dict:
+        "Extra `data-*` attributes for the status marker, besides the controls' values."
+        return {}
+
     def redraw(self):
         "Draw for the controls' current values, show the PNG, then set the status marker."
         t0 = time.perf_counter()
         self.figure = self.draw_fn(**self.values)
-        self.image.value = render_png(self.figure, self.dpi)
+        self.image.value = self.render()
         self.draws += 1
         self.last_draw_ms = (time.perf_counter() - t0) * 1e3
-        attrs = ' '.join(f'{_attr(k)}="{html.escape(str(v))}"' for k, v in self.values.items())
+        attrs = ' '.join(f'{_attr(k)}="{html.escape(str(v))}"' for k, v in {**self.values, **self.marker()}.items())
         self.status.value = (f'<span class="rnnbook-drawn" data-draws="{self.draws}" {attrs}>'
                              f'drawn {self.draws} ({self.last_draw_ms:.0f} ms)</span>')
 
