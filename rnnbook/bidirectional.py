@@ -90,7 +90,7 @@ class Bidirectional(Layer):
 
     def reset_state(self, states=None):
         "Zero the states of both directions, or set them: the first half forward, the second half backward."
-        if not self.stateful: raise AttributeError("Layer must be stateful.")
+        if not self.stateful: raise AttributeError(f"Layer {self.name} must be stateful.")
         if states is None:
             self.forward_layer.reset_state(); self.backward_layer.reset_state()
             return
@@ -143,7 +143,7 @@ class Bidirectional(Layer):
 
     def compute_mask(self, inputs, mask=None):
         "With `return_sequences` the input mask goes on (to both outputs when merge_mode is None); states: None."
-        if is_nested(mask): mask = flatten(mask)[0]
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
         out = mask if self.return_sequences else None
         out = [out, out] if self.merge_mode is None else [out]
         if not self.return_state: return out if self.merge_mode is None else out[0]

@@ -139,6 +139,7 @@ class EarlyStopping(Callback):
         return self._sign() * (value - reference) > self.min_delta
 
     def on_train_begin(self, logs=None):
+        self._sign()                                   # an unknown direction fails before any update
         self.wait, self.stopped_epoch, self.best, self.best_weights, self.best_epoch = 0, 0, None, None, 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -188,7 +189,8 @@ class Progbar:
         self._values = {}
         self._start = time.time()
         self._last_update, self._prev_width = 0., 0
-        self._dynamic = (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty()) or 'ipykernel' in sys.modules
+        self._dynamic = ((hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())   # a terminal, or a Jupyter cell's output
+                         or type(sys.stdout).__module__.split('.')[0] == 'ipykernel')
         self._color = hasattr(sys.stdout, 'isatty') and sys.stdout.isatty()
 
     def _bar(self, current):

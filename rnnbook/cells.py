@@ -8,10 +8,10 @@ __all__ = ['state_shapes', 'flat_state_shapes', 'zero_states', 'DropoutRNNCell',
 
 # %% ../nbs/07_cells.ipynb 3
 import numpy as np
-from .backend import SeedGenerator, array_module, is_nested
+from .backend import SeedGenerator, array_module, is_nested, flatten, unwrap
 from . import ops, activations, initializers, regularizers, constraints
 from .layer import (Layer, check_positive_int, check_rate, check_bool, set_weight_options,
-                           serialize_layer, deserialize_layer)
+                           serialize_layer, deserialize_layer, call_params)
 
 # %% ../nbs/07_cells.ipynb 6
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
@@ -58,7 +58,9 @@ class DropoutRNNCell:
 
     def _cached_mask(self, attr, like, rate, count):
         "The mask stored under `attr`, drawn on first use in this sequence; None when `rate` is 0."
-        if self.__dict__.get(attr) is None and rate > 0: self.__dict__[attr] = self._draw_mask(like, rate, count)
+        cached = self.__dict__.get(attr)
+        if rate > 0 and (cached is None or tuple(cached.shape[-len(like.shape):]) != tuple(like.shape)):
+            self.__dict__[attr] = self._draw_mask(like, rate, count)   # first use, or a cell called on a new batch size
         return self.__dict__.get(attr)
 
     def get_dropout_mask(self, step_input):
@@ -87,6 +89,7 @@ class DropoutRNNCell:
 class RecurrentCell(Layer, DropoutRNNCell):
     "Shared constructor, validation, weights and config of SimpleRNNCell, GRUCell and LSTMCell."
     gates = 1  # blocks of `units` columns in kernel / recurrent_kernel
+    _single_input = _real_input = True
 
     def __init__(self, units, activation='tanh', use_bias=True, kernel_initializer='glorot_uniform',
                  recurrent_initializer='orthogonal', bias_initializer='zeros', kernel_regularizer=None,
@@ -106,7 +109,7 @@ class RecurrentCell(Layer, DropoutRNNCell):
         self.output_size = self.units
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
+        input_dim = input_shape[-1] if len(input_shape) else None
         if not _is_int(input_dim) or input_dim <= 0:
             raise ValueError(f"The last dimension of the inputs to `{type(self).__name__}` should be defined and "
                              f"positive. Received input_shape={input_shape}.")
@@ -124,6 +127,20 @@ class RecurrentCell(Layer, DropoutRNNCell):
         self.built = True
 
     def bias_shape(self): return (self.gates * self.units,)
+
+    def _check_step(self, inputs, states):
+        "A clear error for a step input that is not `(batch, input_dim)` or states that are not `(batch, units)`."
+        D = self.kernel.shape[0]
+        if len(inputs.shape) != 2 or inputs.shape[1] != D:
+            raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: expected shape=(None, '
+                             f"{D}) (one time step), found shape={tuple(inputs.shape)}")
+        sizes = [self.state_size] if _is_int(self.state_size) else list(self.state_size)
+        given = flatten(states) if is_nested(states) else [states]
+        expected = [(inputs.shape[0], d) for d in sizes]
+        shapes = [tuple(getattr(unwrap(s), 'shape', ())) for s in given]
+        if shapes != expected:
+            raise ValueError(f"Invalid value for argument `states` of layer \"{self.name}\": expected {len(expected)} "
+                             f"state(s) of shape(s) {expected}, received {len(given)} of shape(s) {shapes}.")
     def bias_init(self): return self.bias_initializer
 
     def get_initial_state(self, batch_size=None):
@@ -163,6 +180,7 @@ def check_implementation(value):
 class SimpleRNNCell(RecurrentCell):
     "One step of a fully connected RNN: `h = activation(x @ kernel + h_tm1 @ recurrent_kernel + bias)`."
     def call(self, inputs, states, training=False):
+        self._check_step(inputs, states)
         h_tm1 = states[0] if is_nested(states) else states     # (B, U)
         dp, rdp = self._masks(inputs, h_tm1, training)
         x = inputs * dp if dp is not None else inputs
@@ -193,6 +211,7 @@ class GRUCell(RecurrentCell):
     def bias_shape(self): return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def call(self, inputs, states, training=False):
+        self._check_step(inputs, states)
         h_tm1 = states[0] if is_nested(states) else states      # (B, U)
         dp, rdp = self._masks(inputs, h_tm1, training)
         if self.bias is None: b_in = b_rec = None
@@ -255,6 +274,7 @@ class LSTMCell(RecurrentCell):
         return forget_bias_one
 
     def call(self, inputs, states, training=False):
+        self._check_step(inputs, states)
         h_tm1, c_tm1 = states[0], states[1]          # (B, U), (B, U)
         dp, rdp = self._masks(inputs, h_tm1, training)
         if self.implementation == 1:
@@ -318,12 +338,17 @@ class StackedRNNCells(Layer):
         self.built = True
 
     def call(self, inputs, states, training=False, **kwargs):
+        params = [cell._call_params() if isinstance(cell, Layer) else call_params(cell.call) for cell in self.cells]
+        unused = sorted(k for k in kwargs if not any(k in names or var_kw for names, var_kw in params))
+        if unused:   # e.g. Keras 2's `constants`, which only cells that take them get
+            raise ValueError(f"Invalid arguments {unused} for StackedRNNCells '{self.name}': none of its cells' "
+                             f"`call` takes them. Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unused)}")
         new_states = []
-        for cell, s in zip(self.cells, states):
+        for cell, s, (names, var_kw) in zip(self.cells, states, params):
             was_list = is_nested(s)
             s = list(s) if was_list else [s]
-            kw = dict(kwargs)
-            if isinstance(cell, Layer) and 'training' in cell._call_params()[0]: kw['training'] = training
+            kw = {k: v for k, v in kwargs.items() if k in names or var_kw}
+            if isinstance(cell, Layer) and 'training' in names: kw['training'] = training
             inputs, s = (cell if callable(cell) else cell.call)(inputs, s, **kw)
             s = list(s) if is_nested(s) else [s]
             new_states.append(s if was_list or len(s) > 1 else s[0])

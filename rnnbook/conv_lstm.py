@@ -112,8 +112,8 @@ def _im2col(x, k, s, padding, r):
     if any(a or b for a, b in pads): x = xp.pad(x, [(0, 0)] + pads + [(0, 0)])     # (N, *S_padded, C)
     N, C = x.shape[0], x.shape[-1]
     index = _index_on(device_of(x), S, k, s, r)                                    # (P, K)
-    cols = xp.take(x.reshape(N, -1, C), index, axis=1)                              # (N, P, K, C)
-    return cols.reshape((N,) + out + (-1,))                                         # (N, *O, K·C)
+    cols = xp.take(x.reshape(N, math.prod(S), C), index, axis=1)                    # (N, P, K, C); N may be 0
+    return cols.reshape((N,) + out + (index.shape[1] * C,))                         # (N, *O, K·C)
 
 @primitive
 def im2col(x, kernel_size, strides=1, padding='valid', dilation_rate=1):
@@ -391,6 +391,7 @@ _CELL_ATTRS = ('filters', 'kernel_size', 'strides', 'padding', 'data_format', 'd
 class ConvLSTM(RNN):
     "N-D convolutional LSTM: `RNN(ConvLSTMCell(rank, ...))` over `(B, T, *S, C)` inputs, with a fused input convolution."
     _fixed_rank = None   # set by ConvLSTM1D/2D/3D, whose config carries no `rank`
+    _single_input = True
 
     def __init__(self, rank, filters, kernel_size, strides=1, padding='valid', data_format=None, dilation_rate=1,
                  activation='tanh', recurrent_activation='sigmoid', use_bias=True,
@@ -475,7 +476,7 @@ class ConvLSTM(RNN):
         out = [conv_output_length(n, k, s, cell.padding, r)
                for n, k, s, r in zip(S, cell.kernel_size, cell.strides, cell.dilation_rate)]
         per_step = B * (1 if dp is None else 4) * math.prod(out) * math.prod(cell.kernel_size) * C
-        chunk = max(1, min(T, _PATCH_BUDGET // per_step))                             # steps per gathered matrix
+        chunk = max(1, min(T, _PATCH_BUDGET // max(per_step, 1)))                     # steps per gathered matrix (B may be 0)
         pieces = [x] if chunk >= T else ops.split(x, list(range(chunk, T, chunk)), axis=1)
         z, parts = None, []
         for t0, xs in zip(range(0, T, chunk), pieces):                                # xs: (B, t, *S, C)

@@ -18,6 +18,7 @@ def _input_error(layer, expected, shape):
 
 class Dense(Layer):
     "A densely connected layer: `activation(inputs @ kernel + bias)` on the last axis."
+    _single_input = _real_input = True
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
                  bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, lora_rank=None, **kwargs):
@@ -79,6 +80,7 @@ def _check_noise_shape(noise_shape):
 
 class Dropout(Layer):
     "Zero a fraction `rate` of the inputs in training (scaling the rest by 1/(1-rate)); identity at inference."
+    _single_input = _real_input = True
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
             raise ValueError("Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
@@ -94,6 +96,11 @@ class Dropout(Layer):
         if len(self.noise_shape) != x.ndim:
             raise ValueError(f"Invalid value for argument `noise_shape`: expected {x.ndim} entries (the input's rank), "
                              f"received noise_shape={self.noise_shape} for an input of shape {tuple(x.shape)}.")
+        for i, (d, n) in enumerate(zip(self.noise_shape, x.shape)):
+            if d is not None and d != 1 and d != n:
+                raise ValueError(f"Invalid value for argument `noise_shape`: entry {i} should be None, 1 or the input's "
+                                 f"size {n}, received noise_shape={self.noise_shape} for an input of shape "
+                                 f"{tuple(x.shape)}.")
         return tuple(n if d is None else d for d, n in zip(self.noise_shape, x.shape))
 
     def call(self, inputs, training=False):
@@ -112,6 +119,7 @@ class Dropout(Layer):
 # %% ../nbs/10_core.ipynb 12
 class Embedding(Layer):
     "Turn integer ids `(B, ...)` into vectors `(B, ..., output_dim)`; with `mask_zero`, id 0 is padding."
+    _single_input = True
     def __init__(self, input_dim, output_dim, embeddings_initializer='uniform', embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, input_length=None,
                  **kwargs):
@@ -143,9 +151,10 @@ class Embedding(Layer):
         if inputs.dtype.kind == 'b' or inputs.dtype.kind not in 'iuf':
             raise ValueError(f"Invalid value for argument `inputs`: expected integer token ids, received dtype {inputs.dtype}.")
         if inputs.dtype.kind == 'f':
-            if inputs.size and not bool(xp.all(inputs == xp.round(inputs))):
+            whole = xp.isfinite(inputs) & (inputs == xp.round(inputs))     # NaN and inf are no ids either
+            if inputs.size and not bool(xp.all(whole)):
                 raise ValueError("Invalid value for argument `inputs`: expected integer token ids, received non-integer "
-                                 f"values such as {float(inputs[inputs != xp.round(inputs)].ravel()[0])!r}.")
+                                 f"values such as {float(inputs[~whole].ravel()[0])!r}.")
             inputs = inputs.astype('int64')
         if inputs.size:
             lo, hi = int(inputs.min()), int(inputs.max())
@@ -174,6 +183,7 @@ class Embedding(Layer):
 # %% ../nbs/10_core.ipynb 18
 class Masking(Layer):
     "Mark time steps whose features all equal `mask_value` as padding; those steps are set to 0."
+    _single_input = _real_input = True
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
@@ -198,6 +208,7 @@ class Masking(Layer):
 # %% ../nbs/10_core.ipynb 23
 class BatchNormalization(Layer):
     "Normalise features with batch statistics in training and moving averages at inference (Keras 3 semantics)."
+    _single_input = _real_input = True
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer='zeros',
                  gamma_initializer='ones', moving_mean_initializer='zeros', moving_variance_initializer='ones',
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
@@ -251,7 +262,7 @@ class BatchNormalization(Layer):
             raise _input_error(self, f"expected ndim={self.input_ndim}, found ndim={inputs.ndim}", inputs.shape)
         if inputs.shape[self._axis(inputs.ndim)] != self.units:
             raise _input_error(self, f"expected axis {self.axis} of input shape to have value {self.units}", inputs.shape)
-        if mask is not None and mask.ndim != inputs.ndim - 1:
+        if mask is not None and tuple(mask.shape) != tuple(inputs.shape[:-1]):
             raise ValueError("The mask provided should be one dimension less than the inputs. Received: "
                              f"mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}")
 
@@ -268,6 +279,7 @@ class BatchNormalization(Layer):
         return mean, ops.divide(ops.sum(ops.square(d), axis=axes, keepdims=True), n)
 
     def call(self, inputs, training=False, mask=None):
+        if mask is not None: mask = array_module(inputs).asarray(unwrap(mask))
         self._check(inputs, mask)
         dtype = compute_dtype(inputs.dtype, 'float32')   # statistics in at least float32, as Keras
         x = inputs if inputs.dtype == dtype else ops.cast(inputs, dtype)

@@ -72,7 +72,7 @@ class _CuDNNRNN(RNN):
         if isinstance(sequences_shape, list) and sequences_shape and isinstance(sequences_shape[0], (list, tuple)):
             sequences_shape = sequences_shape[0]      # Keras 2's `layer([inputs, *initial_state])`
         sequences_shape = tuple(sequences_shape)
-        input_dim = sequences_shape[-1]
+        input_dim = sequences_shape[-1] if sequences_shape else None
         if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim <= 0:
             raise ValueError(f"The last dimension of the inputs to `{type(self).__name__}` should be defined and "
                              f"positive. Received input_shape={sequences_shape}.")

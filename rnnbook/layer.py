@@ -186,6 +186,28 @@ def call_params(fn) -> tuple:
     params = inspect.signature(fn).parameters
     return set(params), any(p.kind == p.VAR_KEYWORD for p in params.values())
 
+def _check_shape_arg(name, value):
+    "`value` as a shape tuple (entries None or non-negative ints), or a ValueError naming the argument `name`."
+    ok = isinstance(value, (tuple, list)) and all(
+        d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0) for d in value)
+    if not ok:
+        raise ValueError(f"Invalid value for argument `{name}`: expected a tuple of non-negative integers or None, "
+                         f"received {value!r}.")
+    return tuple(None if d is None else int(d) for d in value)
+
+def _check_input_kind(layer, inputs, nested):
+    "A clear error for inputs a built-in layer cannot take: a nest where it takes one array, non-real numbers."
+    if nested and layer._single_input:
+        raise ValueError(f'Invalid value for argument `inputs`: layer "{layer.name}" ({type(layer).__name__}) takes '
+                         f"one input array, received a {type(inputs).__name__} of {len(flatten(inputs))} arrays.")
+    if layer._real_input:
+        for a in (flatten(inputs) if nested else [inputs]):
+            kind = getattr(getattr(a, 'dtype', None), 'kind', 'O')
+            if kind not in 'biuf':
+                raise ValueError(f'Invalid value for argument `inputs`: layer "{layer.name}" ({type(layer).__name__}) '
+                                 f"takes real numbers (float, int or bool), received an array of dtype "
+                                 f"{getattr(a, 'dtype', type(a).__name__)}.")
+
 def _to_array(x, xp=None):
     "An array for `x`; a Variable or Tensor stays itself while a tape records (its gradient may be wanted)."
     if getattr(x, '_rb_variable', False) and ops._recorder is not None: return x
@@ -217,6 +239,9 @@ def _scoped_build(build):
 
 class Layer:
     "Base class of every rnnbook layer and cell; subclass it (build/call/get_config) exactly as in Keras."
+    _single_input = False   # built-in layers that take one array set this: a list/dict of inputs is refused
+    _real_input = False     # ... and this where inputs must be real numbers (not strings, objects, complex)
+    _any_dtype = False      # the layer's `dtype` is a float dtype, except for `InputLayer` (ids, booleans)
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
@@ -232,14 +257,18 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
         self.dtype = standardize_dtype(dtype or floatx())
+        if np.dtype(self.dtype).kind not in ('biuf' if self._any_dtype else 'f'):
+            raise ValueError(f"Invalid value for argument `dtype`: expected a float dtype such as 'float32', "
+                             f"received {dtype!r}.")
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.built = False
         self._own_weights = []
         self._activity_losses = []
         if input_dim is not None and input_shape is None: input_shape = (input_length, input_dim)
         if batch_input_shape is None and input_shape is not None:
-            batch_input_shape = (batch_size,) + tuple(input_shape)
-        self.batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+            batch_input_shape = (batch_size,) + _check_shape_arg('input_shape', input_shape)
+        self.batch_input_shape = None if batch_input_shape is None else \
+            _check_shape_arg('batch_input_shape', batch_input_shape)
 
     # ---- structure -------------------------------------------------------------------------------------------
     @property
@@ -314,14 +343,23 @@ class Layer:
     def set_weights(self, weights):
         "Set every weight from a list in `get_weights()` order; checked in full before anything is written."
         params = self.weights
+        if isinstance(weights, (str, bytes, dict)) or not hasattr(weights, '__iter__'):
+            raise ValueError(f"Invalid value for argument `weights` of `set_weights` on layer '{self.name}': expected "
+                             f"a list of arrays, received {weights!r}.")
         weights = list(weights)
         if len(weights) != len(params):
             raise ValueError(f"You called `set_weights(weights)` on layer '{self.name}' with a weight list of length "
                              f"{len(weights)}, but the layer was expecting {len(params)} weights.")
-        for p, w in zip(params, weights):
-            if tuple(np.shape(w)) != p.shape:
+        for i, (p, w) in enumerate(zip(params, weights)):
+            w = unwrap(w)
+            try: shape, dtype = (tuple(w.shape), w.dtype) if hasattr(w, 'dtype') else (np.shape(w), np.asarray(w).dtype)
+            except ValueError: shape, dtype = None, None      # a ragged nest of lists
+            if shape != p.shape:
                 raise ValueError(f"Layer {self.name} weight shape {p.shape} is not compatible with provided weight "
-                                 f"shape {tuple(np.shape(w))}.")
+                                 f"shape {shape if shape is not None else 'ragged'} (weight {i}, `{p.path}`).")
+            if np.dtype(dtype).kind not in 'biuf':
+                raise ValueError(f"Invalid value for argument `weights` of `set_weights` on layer '{self.name}': weight "
+                                 f"{i} (`{p.path}`) should hold real numbers, received an array of dtype {dtype}.")
         for p, w in zip(params, weights): p.assign(w)
 
     def count_params(self) -> int:
@@ -413,16 +451,25 @@ class Layer:
         if nested and all(m is None for m in flatten(input_masks)): input_masks = None
         xp = array_module(*flatten(inputs)) if nested else array_module(inputs)
         inputs = map_structure(lambda a: _plain(_to_array(a, xp)), inputs) if nested else _plain(_to_array(inputs, xp))
-        if not self.built:
+        if self._single_input or self._real_input: _check_input_kind(self, inputs, nested)
+        first = not self.built
+        if first:   # a first call that fails leaves the layer unbuilt, so the next call builds for its own input
+            snap = self._snapshot()
             self.__dict__['_xp'] = xp
             self.build_from(inputs)
+        m = kwargs.get('mask')
+        if isinstance(m, (list, tuple)) and flatten(m) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(m)):
+            kwargs['mask'] = np.asarray(m)    # a nested Python list of booleans is one mask, as for the inputs
         names, var_kw = self._call_params()
         takes_mask = 'mask' in names or var_kw
         if takes_mask and kwargs.get('mask') is None and input_masks is not None: kwargs['mask'] = input_masks
         previous_mask = kwargs['mask'] if kwargs.get('mask') is not None else input_masks
         for k in ('training', 'mask'):
             if k in kwargs and k not in names and not var_kw: kwargs.pop(k)
-        out = self.call(inputs, *args, **kwargs)
+        try: out = self.call(inputs, *args, **kwargs)
+        except BaseException:
+            if first: self._restore(snap)
+            raise
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(o) for o in flatten(out)]
         if previous_mask is None and not self.supports_masking: return out

@@ -32,9 +32,16 @@ def _array(x, like=None):
     if xp is np: return np.asarray(to_numpy(x)) if is_cupy_array(x) else np.asarray(x)
     return xp.asarray(x)
 
+def _real(x):
+    "`x` unchanged if it holds real numbers; strings, objects (None) or complex numbers are refused, not cast to NaN."
+    if x.dtype.kind not in 'biuf':
+        raise ValueError("Invalid value for argument `y_true` or `y_pred`: expected arrays of real numbers, received "
+                         f"{'None' if x.dtype.kind == 'O' and x.ndim == 0 and x.item() is None else f'dtype {x.dtype}'}.")
+    return x
+
 def _float(x, dtype=None, like=None):
     "`x` as a float array (`dtype`, else its own float dtype, else `floatx()`), cast with a recorded op."
-    x = _array(x, like)
+    x = _real(_array(x, like))
     if dtype is None: dtype = x.dtype if x.dtype.kind == 'f' else floatx()
     return x if x.dtype == np.dtype(dtype) else ops.cast(x, dtype)
 
@@ -134,6 +141,10 @@ def _sparse_ce(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     nd = len(y_pred.shape)
     if nd < 1: raise ValueError(f"Argument `y_pred` must be at least rank 1. Received: y_pred.shape={_shape(y_pred)}")
     labels = _array(unwrap(y_true), like=y_pred)
+    if labels.dtype.kind not in 'biuf' or (labels.dtype.kind == 'f' and not bool(array_module(labels).isfinite(labels).all())):
+        bad = labels if labels.dtype.kind not in 'biuf' else labels[~array_module(labels).isfinite(labels)]
+        raise ValueError(f"Invalid value in argument `y_true`: expected integer class ids, received "
+                         f"{bad.ravel()[0].item() if bad.size else bad!r} (dtype {labels.dtype}).")
     true_shape = tuple(labels.shape)
     if labels.ndim == nd and labels.shape[axis] == 1: labels = labels.squeeze(axis)
     ca = axis % nd
@@ -240,7 +251,7 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction='sum
 
 # %% ../nbs/20_losses.ipynb 24
 def _loss_input(x, dtype, like=None):
-    x = _array(x, like)
+    x = _real(_array(x, like))
     return x if x.dtype.kind in 'iub' or x.dtype == np.dtype(dtype) else ops.cast(x, dtype)
 
 def _combine_masks(a, b):

@@ -23,11 +23,22 @@ def _plain(x, like=None):
     "`x` as a plain array (no tape, no mask), on the device of `like`."
     return losses._array(unwrap(x), like=None if like is None else unwrap(like))
 
+def _broadcastable(y_true, y_pred, same=False):
+    "A clear error, naming both shapes, where a metric could not line up labels and predictions."
+    a, b = tuple(y_true.shape), tuple(y_pred.shape)
+    try: ok = a == b if same else np.broadcast_shapes(a, b) is not None
+    except ValueError: ok = False
+    if not ok:
+        raise ValueError(f"Arguments `y_true` and `y_pred` of the metric must have "
+                         f"{'the same shape' if same else 'shapes that broadcast together'}. Received: "
+                         f"y_true.shape={a}, y_pred.shape={b}")
+
 def accuracy(y_true, y_pred):
     "1 where the prediction equals the label, else 0."
     y_pred = _plain(y_pred)
     y_true = _plain(y_true, like=y_pred).astype(y_pred.dtype)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    _broadcastable(y_true, y_pred)
     return (y_true == y_pred).astype(floatx())
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
@@ -35,11 +46,13 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     y_pred = _plain(y_pred)
     y_true = _plain(y_true, like=y_pred)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    _broadcastable(y_true, y_pred)
     return (y_true == (y_pred > threshold).astype(y_true.dtype)).astype(floatx())
 
 def categorical_accuracy(y_true, y_pred):
     "1 where the arg-max of the prediction is the arg-max of the one-hot label, else 0."
     y_pred = _plain(y_pred)
+    _broadcastable(_plain(y_true, like=y_pred), y_pred, same=True)
     y_true = _plain(y_true, like=y_pred).argmax(-1)
     shape = y_true.shape
     reshape = y_true.ndim == y_pred.ndim
@@ -54,6 +67,10 @@ def sparse_categorical_accuracy(y_true, y_pred):
     shape = y_true.shape
     reshape = y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1
     if reshape: y_true = y_true.squeeze(-1)
+    try: np.broadcast_shapes(tuple(y_true.shape), tuple(y_pred.shape[:-1]))    # Keras compares with broadcasting
+    except ValueError:
+        raise ValueError("Arguments `y_true` and `y_pred` of the metric must have the same shape up until the last "
+                         f"dimension: y_true.shape={tuple(shape)}, y_pred.shape={tuple(y_pred.shape)}") from None
     matches = (y_true.astype(y_pred.dtype) == y_pred.argmax(-1).astype(y_pred.dtype)).astype(floatx())
     if reshape: matches = matches.reshape(shape)
     if matches.ndim > 1 and matches.shape[-1] == 1: matches = matches.squeeze(-1)
@@ -107,7 +124,10 @@ def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, mask=No
         w_nd, v_nd = sample_weight.ndim, values.ndim
         if v_nd > w_nd: values = reduce_fn(values, axis=tuple(range(w_nd, v_nd)))
         xp = array_module(values)
-        sample_weight = xp.broadcast_to(sample_weight, values.shape)
+        try: sample_weight = xp.broadcast_to(sample_weight, values.shape)
+        except ValueError:
+            raise ValueError(f"Invalid value for argument `sample_weight`: its shape {tuple(sample_weight.shape)} does "
+                             f"not broadcast against the metric values of shape {tuple(values.shape)}.") from None
         values = values * sample_weight
         if w_nd > 1: sample_weight = reduce_fn(sample_weight, axis=tuple(range(1, w_nd)))
     if values.ndim > 1: values = reduce_fn(values, axis=tuple(range(1, values.ndim)))

@@ -21,7 +21,7 @@ from .core import Embedding
 from . import layer as _layer_module
 from .training import Trainer
 from .saving import (save_weights, load_weights, WEIGHTS_FORMAT, WEIGHTS_VERSION, _weights_meta, atomic_write,
-                            _write_npz)
+                            _write_npz, read_npz, check_path)
 
 # %% ../nbs/22_models.ipynb 6
 EXAMPLE_SIZES = (6, 7)   # what a None dimension becomes in the two example batches
@@ -87,6 +87,7 @@ def _example(batch_shape, dtype, size):
 
 class InputLayer(Layer):
     "The layer behind `Input`: it holds the placeholder a model starts from."
+    _any_dtype = True   # placeholders of token ids or booleans
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
                  input_tensor=None, optional=False, name=None, **kwargs):
         for arg, value in (('sparse', sparse), ('ragged', ragged), ('input_tensor', input_tensor), ('optional', optional)):
@@ -730,6 +731,7 @@ def model_from_json(json_string, custom_objects=None):
 # %% ../nbs/22_models.ipynb 40
 def save_model(model, filepath, overwrite=True):
     "Write `model`'s config and weights to the `.npz` file `filepath`, atomically."
+    filepath = check_path(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"Invalid value for argument `filepath`: {filepath!r} exists and overwrite=False.")
     config = model_to_json(model)
@@ -742,11 +744,13 @@ def save_model(model, filepath, overwrite=True):
 
 def load_model(filepath, custom_objects=None, compile=False):
     "The model saved by `model.save(filepath)`, with its weights."
-    with np.load(filepath, allow_pickle=False) as z:
-        if '__config__' not in z.files:
-            raise ValueError(f"{os.fspath(filepath)!r} holds no model config: was it written by `save_weights`? "
-                             "Build the model in code and call `load_weights` instead.")
-        config = json.loads(str(z['__config__']))
+    z = read_npz(filepath)                        # allow_pickle=False: nothing in the file runs
+    if '__config__' not in z:
+        raise ValueError(f"{os.fspath(filepath)!r} holds no model config: was it written by `save_weights`? "
+                         "Build the model in code and call `load_weights` instead.")
+    try: config = json.loads(str(z['__config__']))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Cannot read {os.fspath(filepath)!r}: its `__config__` record is not JSON ({e}).") from None
     model = model_from_config(config, custom_objects)
     load_weights(model, filepath)
     return model

@@ -49,6 +49,13 @@ def _check_nonneg(name, value, allow_none=True):
                          f"received {value!r}.")
     return float(value)
 
+def _check_fraction(name, value, high=1.0, closed=False):
+    "`value` as a float in [0, high) (or [0, high] when `closed`), else a ValueError naming the argument."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value <= high if closed else 0 <= value < high):
+        raise ValueError(f"Invalid value for argument `{name}`: expected a float in [0, {high}{']' if closed else ')'}, "
+                         f"received {value!r}.")
+    return float(value)
+
 def _takes_step(fn):
     "Whether callable `fn` takes the iteration count as an argument (a schedule) or nothing (Keras' plain callable)."
     try: params = inspect.signature(fn).parameters.values()
@@ -197,6 +204,10 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars):
         "Update each variable of `[(gradient, variable), ...]` (any iterable); returns `iterations`."
         pairs = list(grads_and_vars)
+        bad = [p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2)]
+        if bad:
+            raise ValueError(f"Invalid value for argument `grads_and_vars`: expected (gradient, variable) pairs, "
+                             f"received {bad[0]!r}.")
         if pairs:
             grads, variables = zip(*pairs)
             self.apply(list(grads), list(variables))
@@ -215,6 +226,10 @@ class Optimizer:
         if len(grads) != len(variables):
             raise ValueError(f"Invalid arguments: expected one gradient per variable, received {len(grads)} gradients "
                              f"for {len(variables)} variables.")
+        not_variables = [v for v in variables if not (getattr(v, '_rb_variable', False) and hasattr(v, 'assign'))]
+        if not_variables:
+            raise ValueError(f"Invalid value for argument `variables`: expected `rb.Variable`s (e.g. a layer's "
+                             f"`trainable_weights`), received {type(not_variables[0]).__name__} {not_variables[0]!r}.")
         self._create_slots(variables)                   # for all of them, as Keras builds before filtering
         missing = [getattr(v, 'path', str(v)) for g, v in zip(grads, variables) if g is None]
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -284,7 +299,8 @@ class Adam(Optimizer):
     "Adaptive moment estimation (Kingma & Ba), optionally AMSGrad."
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
+        self.beta_1, self.beta_2 = _check_fraction('beta_1', beta_1), _check_fraction('beta_2', beta_2)
+        self.epsilon, self.amsgrad = _check_nonneg('epsilon', epsilon, False), bool(amsgrad)
 
     def _slot_groups(self):
         return [[('momentum', 0.), ('velocity', 0.)]] + ([[('velocity_hat', 0.)]] if self.amsgrad else [])
@@ -312,7 +328,8 @@ class RMSprop(Optimizer):
     "Root-mean-square propagation (Hinton), optionally centered and with momentum."
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, bool(centered)
+        self.rho, self.momentum = _check_fraction('rho', rho, closed=True), _check_fraction('momentum', momentum, closed=True)
+        self.epsilon, self.centered = _check_nonneg('epsilon', epsilon, False), bool(centered)
 
     def _slot_groups(self):
         return ([[('velocity', 0.)]] + ([[('momentum', 0.)]] if self.momentum > 0 else [])
@@ -345,7 +362,7 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.initial_accumulator_value = _check_nonneg('initial_accumulator_value', initial_accumulator_value, False)
-        self.epsilon = epsilon
+        self.epsilon = _check_nonneg('epsilon', epsilon, False)
 
     def _slot_groups(self): return [[('accumulator', self.initial_accumulator_value)]]
 

@@ -15,7 +15,9 @@ from .backend import array_module, unwrap
 from . import ops
 from .cells import SimpleRNNCell, GRUCell, LSTMCell
 from .rnn import RNN
+from .layer import Layer, UnrecognizedArgumentError
 from . import activations, regularizers
+import inspect
 
 # %% ../nbs/09_recurrent.ipynb 6
 def fused_sigmoid(recurrent_activation):
@@ -48,17 +50,21 @@ class StepInputs:
             self.all[U:U + D, :T] = xp.ascontiguousarray(xs.transpose(1, 2, 0)).transpose(1, 0, 2)  # 2× faster than directly
             self.all[U:U + D, T] = 0; self.all[U + D] = 1
             self.buf = self.all[:, 0]; self.prev, self.h = self.all[:U, 0], self.all[:U, 1]
-        else:
-            self.xT = xp.ascontiguousarray(xs.transpose(1, 2, 0))                          # (T, D, B)
+        else:        # the inputs transposed one block of steps at a time: memory does not grow with T
+            self.xs, self.xp, self.xT = xs, xp, None
             self.buf = xp.empty((U + D + 1, B), x.dtype)
             self.buf[:U] = h0.T; self.buf[U + D] = 1
             self.prev = self.h = self.buf[:U]; self.x = self.buf[U:U + D]
+    block = 256      # steps per transposed block (inference)
     def load(self, k):
         "`s_k` with step k's input in place."
         if self.keep:
             self.buf = self.all[:, k]
             self.prev, self.h = self.all[:self.U, k], self.all[:self.U, k + 1]
-        else: self.x[...] = self.xT[k]
+        else:
+            j = k % self.block
+            if j == 0: self.xT = self.xp.ascontiguousarray(self.xs[:, k:k + self.block].transpose(1, 2, 0))  # (t, D, B)
+            self.x[...] = self.xT[j]
         return self.buf
 
 class MaskedOutputs:
@@ -191,7 +197,8 @@ def _gate_columns(order, U):
 
 def _flat(a, T, rows=slice(None)):
     "Steps 0..T-1 of a `(n, T or T + 1, B)` buffer, rows `rows`, as a `(rows, T·B)` matrix (a view: no copy)."
-    return a[rows, :T].reshape(-1, T * a.shape[2])
+    sub = a[rows, :T]
+    return sub.reshape(sub.shape[0], T * a.shape[2])                    # explicit sizes: B may be 0
 
 def _as(g, like): return None if like is None else g.astype(like.dtype, copy=False)
 
@@ -498,6 +505,7 @@ class _BuiltinRNN(RNN):
     cell_class = None
     input_ndim = 3
     has_cudnn = True
+    _single_input = True
 
     def __init__(self, units, **kwargs):
         rnn_kw = {k: kwargs.pop(k) for k in _RNN_ARGS + _BASE_ARGS if k in kwargs}
@@ -506,6 +514,10 @@ class _BuiltinRNN(RNN):
             if not (isinstance(use_cudnn, str) and use_cudnn == 'auto' or use_cudnn is True or use_cudnn is False):
                 raise ValueError("Invalid value received for argument `use_cudnn`. Expected one of {'auto', True, "
                                  f"False}}. Received: use_cudnn={use_cudnn!r}")
+        known = set(inspect.signature(self.cell_class.__init__).parameters) | set(inspect.signature(Layer.__init__).parameters)
+        unknown = {k: v for k, v in kwargs.items() if k not in known}
+        if unknown:     # named after the layer the user built, not its cell
+            raise UnrecognizedArgumentError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {unknown}")
         cell = self.cell_class(units, name=f"{type(self).__name__.lower().replace('simplernn', 'simple_rnn')}_cell",
                                dtype=rnn_kw.get('dtype'), trainable=rnn_kw.get('trainable', True), **kwargs)
         super().__init__(cell, **rnn_kw)

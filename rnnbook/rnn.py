@@ -100,6 +100,7 @@ def _incompatible(layer, expected, x):
 class RNN(Layer):
     "Base recurrent layer: runs any cell over a sequence (masks, go_backwards, stateful, return_sequences/state)."
     input_ndim = None   # exact rank required (3 for SimpleRNN/GRU/LSTM); None: at least 3
+    _real_input = True
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
@@ -141,12 +142,17 @@ class RNN(Layer):
 
     def compute_mask(self, inputs, mask=None):
         "The mask passed on to the next layer: the input mask with `return_sequences`, else None."
-        if is_nested(mask): mask = flatten(mask)[0]
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
         out = mask if self.return_sequences else None
         return [out] + [None] * len(flat_state_shapes(self.cell.state_size)) if self.return_state else out
 
     def build(self, sequences_shape, initial_state_shape=None):
+        self._no_dict(sequences_shape)
         shapes = _leaf_shapes(sequences_shape)
+        for s in shapes:   # before anything reads the batch and time axes
+            if len(s) < 3 or (self.input_ndim is not None and len(s) != self.input_ndim):
+                raise ValueError(f"Input 0 of layer \"{self.name}\" is incompatible with the layer: expected "
+                                 f"ndim={self.input_ndim or '>=3'}, found ndim={len(s)}. Full shape received: {s}")
         step = [(s[0],) + tuple(s[2:]) for s in shapes]
         step_shape = type(sequences_shape)(step) if _is_nested_shape(sequences_shape) else step[0]
         if isinstance(self.cell, Layer) and not self.cell.built:
@@ -184,7 +190,8 @@ class RNN(Layer):
         if len(given) != len(spec):
             raise ValueError(f"Layer {self.name} expects {len(spec)} state(s), but it received {len(given)} state "
                              f"value(s). Input received: {states!r}")
-        batch = self._expected_batch() or np.shape(given[0])[0]
+        batch = self._expected_batch()
+        if batch is None and np.ndim(given[0]) > 0: batch = np.shape(given[0])[0]
         for i, (s, shape) in enumerate(zip(given, spec)):
             if tuple(np.shape(s)) != (batch,) + shape:
                 raise ValueError(f"State {i} is incompatible with layer {self.name}: expected shape="
@@ -199,7 +206,13 @@ class RNN(Layer):
         return None
 
     # ---- validation ------------------------------------------------------------------------------------------
+    def _no_dict(self, sequences):
+        if isinstance(sequences, dict):
+            raise ValueError(f"Invalid value for argument `inputs`: layer \"{self.name}\" takes an array or a list/tuple "
+                             f"of arrays, received a dict with keys {sorted(sequences)}.")
+
     def _check_inputs(self, sequences):
+        self._no_dict(sequences)
         xs = flatten(sequences)
         for x in xs:
             if self.input_ndim is not None and x.ndim != self.input_ndim:
@@ -216,7 +229,9 @@ class RNN(Layer):
 
     def _check_mask(self, mask, B, T, xp):
         if mask is None: return None
-        if is_nested(mask): mask = flatten(mask)[0]
+        if is_nested(mask) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(mask)):
+            mask = np.asarray(mask)     # a nested Python list of booleans is one mask
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
         if mask is None: return None
         mask = xp.asarray(unwrap(mask))
         if tuple(mask.shape) != (B, T):

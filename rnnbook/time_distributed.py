@@ -6,6 +6,7 @@
 __all__ = ['folds_time', 'TimeDistributed']
 
 # %% ../nbs/12_time_distributed.ipynb 3
+import math
 from .backend import array_module, flatten, pack_sequence_as, is_nested, map_structure
 from .layer import Layer, serialize_layer, deserialize_layer
 from . import ops
@@ -37,6 +38,8 @@ def folds_time(layer) -> bool:
 # %% ../nbs/12_time_distributed.ipynb 8
 class TimeDistributed(Layer):
     "Apply `layer` to every time step (axis 1) of the input, with shared weights."
+    _single_input = True
+    _real_input = property(lambda self: self.layer._real_input)   # what the wrapped layer takes
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer):
             raise ValueError("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance "
@@ -59,7 +62,7 @@ class TimeDistributed(Layer):
 
     def call(self, inputs, training=False, mask=None):
         _child_shape(tuple(inputs.shape))
-        if is_nested(mask): mask = flatten(mask)[0]
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
         if mask is not None: mask = array_module(inputs).asarray(mask)
         _check_mask(mask, inputs.shape)
         B, T = inputs.shape[:2]
@@ -75,15 +78,15 @@ class TimeDistributed(Layer):
         xp = array_module(inputs)
         steps = [self.layer.call(inputs[:, t], **self._kwargs(training, None if mask is None else mask[:, t]))
                  for t in range(T)]
-        if T == 0:
-            shape = self.compute_output_shape(tuple(inputs.shape))
-            return xp.zeros(shape, inputs.dtype)
+        if T == 0:   # no step to run: the layer on an empty batch gives the outputs' dtype and checks the inputs
+            empty = self.layer.call(inputs.reshape((0,) + tuple(inputs.shape[2:])), **self._kwargs(training, None))
+            return map_structure(lambda a: xp.zeros((inputs.shape[0], 0) + tuple(a.shape[1:]), a.dtype), empty)
         flat = [ops.stack(ys, axis=1) for ys in zip(*(flatten(s) for s in steps))]
         return pack_sequence_as(steps[0], flat) if is_nested(steps[0]) else flat[0]
 
     def compute_mask(self, inputs, mask=None):
         "The wrapped layer's own mask per step if it makes one, else the input mask reduced to `(B, T)`."
-        if is_nested(mask): mask = flatten(mask)[0]
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
         B, T = inputs.shape[:2]
         inner = None
         if type(self.layer).compute_mask is not Layer.compute_mask:
@@ -92,7 +95,7 @@ class TimeDistributed(Layer):
         if inner is not None: return inner.reshape((B, T) + inner.shape[1:])
         if mask is None: return None
         xp = array_module(mask)
-        return xp.any(mask.reshape(B, T, -1), axis=-1) if mask.ndim > 2 else mask
+        return xp.any(mask.reshape(B, T, math.prod(mask.shape[2:])), axis=-1) if mask.ndim > 2 else mask   # B may be 0
 
     def compute_output_shape(self, input_shape):
         child = self.layer.compute_output_shape(_child_shape(input_shape))

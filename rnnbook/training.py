@@ -33,7 +33,10 @@ def _per_output(spec, names, what):
             raise ValueError(f"Invalid value for argument `{what}`: keys {sorted(unknown)} are not output names; "
                              f"the model's outputs are {names}.")
         return [spec.get(n) for n in names]
-    if isinstance(spec, (list, tuple)) and len(names) == 1 and len(spec) == 1 and what != 'metrics':
+    if isinstance(spec, (list, tuple)) and len(names) == 1 and what != 'metrics':
+        if len(spec) != 1:
+            raise ValueError(f"Invalid value for argument `{what}`: the model has one output {names}, received a list "
+                             f"of {len(spec)} entries: {spec!r}.")
         return list(spec)
     if isinstance(spec, (list, tuple)) and len(names) > 1 and (what != 'metrics' or any(
             isinstance(s, (list, tuple)) or s is None for s in spec)):
@@ -71,6 +74,9 @@ class CompiledObjectives:
         self.metrics = []                        # (output index, metric, logged name)
         for i, spec in enumerate(_per_output(self.metrics_spec or [], names, 'metrics')):
             for m in (spec if isinstance(spec, (list, tuple)) else [] if spec is None else [spec]):
+                if flat_true[i] is None:
+                    raise ValueError(f"Invalid value for argument `y`: the metrics of output {names[i]!r} need "
+                                     "targets, received None.")
                 metric = _resolve_metric(m, flat_true[i], flat_pred[i], self.losses[i])
                 self.metrics.append((i, metric, metric.name if len(names) == 1 else f"{names[i]}_{metric.name}"))
         self.output_trackers = [Mean(f"{n}_loss") for n in names] if len(names) > 1 else []
@@ -85,6 +91,11 @@ class CompiledObjectives:
         if len(flat) != len(self.output_names):
             raise ValueError(f"Invalid value for argument `y`: the model has {len(self.output_names)} output(s) "
                              f"{self.output_names}, received {len(flat)} target array(s).")
+        needed = {i for i, l in enumerate(self.losses) if l is not None} | {i for i, _, _ in getattr(self, 'metrics', [])}
+        missing = [self.output_names[i] for i in sorted(needed) if flat[i] is None]
+        if missing:
+            raise ValueError(f"Invalid value for argument `y`: the loss or metrics of output(s) {missing} need targets, "
+                             "received None.")
         return flat
 
     def compute_loss(self, y_true, y_pred, sample_weight=None, extra_losses=()):
@@ -131,23 +142,67 @@ def _resolve_loss(identifier):
         loss = losses_module.LossFunctionWrapper(loss, name=identifier if isinstance(identifier, str) else None)
     return loss
 
+def _leaves(spec):
+    return list(spec.values()) if isinstance(spec, dict) else list(spec) if isinstance(spec, (list, tuple)) else [spec]
+
+def _check_objectives(loss, loss_weights, metrics):
+    "Resolve every loss and metric name once, and check the loss weights are numbers (before `compile` sets anything)."
+    for l in _leaves(loss):
+        if l is not None: _resolve_loss(l)
+    for w in _leaves(loss_weights):
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float, np.number))):
+            raise ValueError(f"Invalid value for argument `loss_weights`: expected numbers (one, or one per output), "
+                             f"received {loss_weights!r}.")
+    for spec in _leaves(metrics):
+        for m in _leaves(spec):
+            if m is None: continue
+            if isinstance(m, str) and m.lower() in ('accuracy', 'acc'): continue   # resolved from the shapes
+            metrics_module.get(m)
+
 def _resolve_metric(identifier, y_true, y_pred, loss):
     "A metric object named as Keras names it; `'accuracy'` picks binary, categorical or sparse from the shapes."
     return metrics_module.get_metric(identifier, tuple(y_true.shape), tuple(y_pred.shape), loss)
 
 # %% ../nbs/21c_training.ipynb 8
-def _as_array(v):
+def _as_array(v, name=None):
     if v is None: return None
     v = unwrap(v)
-    if not (hasattr(v, 'shape') and hasattr(v, 'dtype')): v = np.asarray(v)
+    if not (hasattr(v, 'shape') and hasattr(v, 'dtype')):
+        try: v = np.asarray(v)
+        except ValueError: raise ValueError(f"Invalid value for argument `{name or 'x'}`: expected arrays, received a "
+                                            "ragged nest of lists.") from None
+    if name is not None and v.dtype.kind not in 'biuf':   # targets and weights are numbers
+        raise ValueError(f"Invalid value for argument `{name}`: expected real numbers, received an array of dtype "
+                         f"{v.dtype}: {v if v.size < 5 else v.ravel()[:4]!r}.")
+    if v.ndim == 0:
+        raise ValueError(f"Invalid value for argument `{name or 'x'}`: expected arrays with a batch axis, received the "
+                         f"scalar {v!r}.")
     return v.astype(floatx()) if v.dtype.kind == 'f' and v.dtype != np.dtype(floatx()) else v
 
-def _standardize(data):
-    "Arrays (or nests of arrays) as the model takes them."
+def _standardize(data, name=None):
+    "Arrays (or nests of arrays) as the model takes them; `name` (`'y'`, `'sample_weight'`): they must be numbers."
     if data is None: return None
     if isinstance(data, (list, tuple)) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(data)):
-        return _as_array(data)
-    return map_structure(_as_array, data) if is_nested(data) else _as_array(data)
+        return _as_array(data, name)
+    return map_structure(lambda v: _as_array(v, name), data) if is_nested(data) else _as_array(data, name)
+
+def _check_count(name, value, minimum=1, allow_none=True):
+    "`value` as an int >= `minimum` (or None), else a ValueError naming the argument."
+    if value is None and allow_none: return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"Invalid value for argument `{name}`: expected an integer >= {minimum}"
+                         f"{' or None' if allow_none else ''}, received {value!r}.")
+    return int(value)
+
+def _check_verbose(verbose):
+    if not (verbose == 'auto' or (isinstance(verbose, (int, np.integer)) and 0 <= verbose <= 2)):
+        raise ValueError(f"Invalid value for argument `verbose`: expected 'auto', 0, 1 or 2, received {verbose!r}.")
+    return verbose
+
+def _some_samples(n, what='x'):
+    "`n`, or a ValueError for an empty dataset (whose mean loss would be a silent 0)."
+    if n == 0: raise ValueError(f"Invalid value for argument `{what}`: expected at least one sample, received 0.")
+    return n
 
 def _num_samples(*datas):
     sizes = {len(a) for d in datas if d is not None for a in (flatten(d) if is_nested(d) else [d])}
@@ -163,7 +218,8 @@ def _take(data, index):
     return map_structure(lambda a: a[index], data) if is_nested(data) else data[index]
 
 def _split_validation(x, y, sample_weight, validation_split):
-    if not 0 < validation_split < 1:
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.number)) or \
+            not 0 < validation_split < 1:
         raise ValueError(f"Invalid value for argument `validation_split`: expected a float in (0, 1), received "
                          f"{validation_split!r}.")
     n = _num_samples(x, y, sample_weight)
@@ -180,7 +236,7 @@ def _unpack_validation(data):
         raise ValueError("Invalid value for argument `validation_data`: expected a tuple (x_val, y_val) or "
                          f"(x_val, y_val, val_sample_weight), received {type(data).__name__}.")
     x, y, sw = (tuple(data) + (None,))[:3]
-    return _standardize(x), _standardize(y), _standardize(sw)
+    return _standardize(x), _standardize(y, 'validation_data'), _standardize(sw, 'validation_data')
 
 def _batches(n, batch_size, shuffle=False, rng=None, steps=None):
     "Index of each batch: slices in order, or the slices of a fresh permutation."
@@ -195,7 +251,14 @@ def _concat(chunks):
 
 def _class_weights(y, class_weight):
     "Per-sample weights from `{class: weight}` for integer or one-hot targets."
+    if not isinstance(class_weight, dict) or not all(
+            isinstance(w, (int, float, np.number)) and not isinstance(w, bool) for w in class_weight.values()):
+        raise ValueError(f"Invalid value for argument `class_weight`: expected a dict {{class index: weight}}, "
+                         f"received {class_weight!r}.")
+    if y is None or is_nested(y):
+        raise ValueError(f"Invalid value for argument `class_weight`: it needs one target array, received y={y!r}.")
     y = to_numpy(unwrap(y))
+    if y.ndim == 0 or len(y) == 0: return np.zeros((0 if y.ndim else 1,), floatx())   # the sample count errors next
     classes = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(int)
     return np.array([class_weight.get(int(c), 1.0) for c in classes], floatx())
 
@@ -213,7 +276,11 @@ class Trainer:
         if weighted_metrics:
             raise ValueError("Invalid value for argument `weighted_metrics`: rnnbook passes `sample_weight` to every "
                              "metric; give them in `metrics`.")
-        self.optimizer = optimizers_module.get(optimizer)
+        optimizer = optimizers_module.get(optimizer)
+        if optimizer is None:
+            raise ValueError("Invalid value for argument `optimizer`: expected an optimizer name or instance, received None.")
+        _check_objectives(loss, loss_weights, metrics)      # unknown names fail here, not on the first batch
+        self.optimizer = optimizer
         self.loss, self.loss_weights = loss, loss_weights
         self._objectives = CompiledObjectives(loss, loss_weights, metrics)
         self.compiled, self.stop_training = True, False
@@ -248,6 +315,42 @@ class Trainer:
         "Weight penalties (computed from the Variables, so a tape sees them) and this call's activity penalties."
         return list(self.losses)
 
+    def _saved_states(self) -> list:
+        "`(variable, value)` of every stateful RNN state in the model, to put back after an error."
+        return [(v, v.value.copy()) for l in {id(l): l for l in [self] + self._all_sublayers()}.values()
+                for v in flatten(l.__dict__.get('states') or [])]
+
+    def _check_stateful_batches(self, n, batch_size, steps=None):
+        "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
+        for l in self._all_sublayers():
+            if not getattr(l, 'stateful', False) or not hasattr(l, '_expected_batch'): continue
+            expected = l._expected_batch()
+            if steps is not None: n = min(n, steps * batch_size)
+            if (expected is not None and batch_size != expected) or n % batch_size:
+                raise ValueError(f"Invalid value for argument `batch_size`: the stateful layer '{l.name}' needs batches "
+                                 f"of {expected or batch_size} samples and a number of samples divisible by it; "
+                                 f"received batch_size={batch_size} for {n} samples.")
+
+    def _guarded(self, step, *args):
+        "Run `step`; if it raises, put back what it changed: stateful states, non-trainable weights, objectives."
+        saved = self._saved_states() + [(w, w.value.copy()) for w in self.weights if not w.trainable]  # moving stats
+        built = self._objectives is not None and self._objectives.built
+        try: return step(*args)
+        except Exception:
+            for v, value in saved: v.assign(value)
+            if not built and self._objectives is not None: self._objectives.built = False
+            raise
+
+    def _check_validation(self, x, y, sample_weight, batch_size):
+        "The loss on the first validation batch before training: bad validation data fails before any update."
+        n = _some_samples(_num_samples(x, y, sample_weight), 'validation_data')
+        index = slice(0, min(n, batch_size))
+        states = self._saved_states()
+        try: self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+        finally:
+            for v, value in states: v.assign(value)
+            self.reset_metrics()
+
     def _objectives_for(self, y, y_pred):
         if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
         return self._objectives
@@ -260,8 +363,8 @@ class Trainer:
             objectives = self._objectives_for(y, y_pred)
             loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
         grads = tape.gradient(loss, weights)
+        objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update
         self.optimizer.apply_gradients(zip(grads, weights))      # also applies the weights' constraints
-        objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))
 
     def test_step(self, x, y, sample_weight=None):
         "Forward at inference, loss and metrics."
@@ -280,7 +383,13 @@ class Trainer:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         "Train for `epochs` epochs; returns the `History` (Keras 3 signature and logs)."
         self._assert_compiled('fit')
-        x, y, sample_weight = _standardize(x), _standardize(y), _standardize(sample_weight)
+        batch_size, epochs = _check_count('batch_size', batch_size), _check_count('epochs', epochs, 0, False)
+        initial_epoch = _check_count('initial_epoch', initial_epoch, 0, False)
+        steps_per_epoch, validation_steps = _check_count('steps_per_epoch', steps_per_epoch), \
+            _check_count('validation_steps', validation_steps)
+        validation_batch_size = _check_count('validation_batch_size', validation_batch_size)
+        validation_freq, verbose = _check_count('validation_freq', validation_freq, 1, False), _check_verbose(verbose)
+        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time.")
@@ -290,40 +399,70 @@ class Trainer:
         elif validation_split: (x, y, sample_weight), val = _split_validation(x, y, sample_weight, validation_split)
         batch_size = batch_size or 32
         n = _num_samples(x, y, sample_weight)
+        _some_samples(n)
+        self._check_stateful_batches(n, batch_size, steps_per_epoch)
         steps = math.ceil(n / batch_size) if steps_per_epoch is None else min(steps_per_epoch, math.ceil(n / batch_size))
+        if val is not None and epochs > initial_epoch: self._check_validation(*val, validation_batch_size or batch_size)
         callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
             steps=steps)
         rng = make_rng()
         self.stop_training = False
-        callbacks.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            callbacks.on_epoch_begin(epoch)
-            for step, index in enumerate(_batches(n, batch_size, shuffle, rng, steps)):
-                callbacks.on_train_batch_begin(step)
-                self.train_step(_take(x, index), _take(y, index), _take(sample_weight, index))
-                callbacks.on_train_batch_end(step, self.get_metrics_result())
+        before = self._fit_snapshot()      # until every batch was seen once, an error puts the model back
+        seen_val = val is None
+        try:
+            callbacks.on_train_begin()
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+                for step, index in enumerate(_batches(n, batch_size, shuffle, rng, steps)):
+                    callbacks.on_train_batch_begin(step)
+                    self._guarded(self.train_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+                    callbacks.on_train_batch_end(step, self.get_metrics_result())
+                    if self.stop_training: break
+                epoch_logs = self.get_metrics_result()
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size,
+                                               steps=validation_steps)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    seen_val = True
+                callbacks.on_epoch_end(epoch, epoch_logs)
+                if seen_val: before = None
+                logs = epoch_logs
                 if self.stop_training: break
-            epoch_logs = self.get_metrics_result()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size, steps=validation_steps)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callbacks.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training: break
+        except Exception:
+            if before is not None: self._fit_restore(before)
+            raise
         callbacks.on_train_end(logs)
         return self.history
 
+    def _fit_snapshot(self):
+        "Weights, stateful states and the optimizer's state, to put back when `fit` fails on bad data."
+        opt = self.optimizer
+        attrs = {k: (v.copy() if isinstance(v, (dict, list, set)) else v) for k, v in vars(opt).items()}
+        return ([(w, w.value.copy()) for w in self.weights] + self._saved_states() +
+                [(v, v.value.copy()) for v in opt.variables], opt, attrs)
+
+    def _fit_restore(self, snapshot):
+        values, opt, attrs = snapshot
+        opt.__dict__.clear(); opt.__dict__.update(attrs)     # slots created meanwhile are dropped
+        for v, value in values: v.assign(value)
+
     def _test_loop(self, x, y, sample_weight=None, batch_size=None, steps=None, callbacks=None):
-        n = _num_samples(x, y, sample_weight)
+        n = _some_samples(_num_samples(x, y, sample_weight))
+        self._check_stateful_batches(n, batch_size or 32, steps)
         self.reset_metrics()
         if callbacks is not None: callbacks.on_test_begin()
-        for step, index in enumerate(_batches(n, batch_size or 32, steps=steps)):
-            if callbacks is not None: callbacks.on_test_batch_begin(step)
-            self.test_step(_take(x, index), _take(y, index), _take(sample_weight, index))
-            if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
+        saved = self._saved_states()
+        try:
+            for step, index in enumerate(_batches(n, batch_size or 32, steps=steps)):
+                if callbacks is not None: callbacks.on_test_batch_begin(step)
+                self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+                if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
+        except Exception:           # a later batch failed: the states are as before the loop
+            for v, value in saved: v.assign(value)
+            raise
         logs = self.get_metrics_result()
         if callbacks is not None: callbacks.on_test_end(logs)
         return logs
@@ -332,7 +471,9 @@ class Trainer:
                  callbacks=None, return_dict=False):
         "The loss and metrics on `(x, y)`, at inference: a scalar, a list (`metrics_names` order) or a dict."
         self._assert_compiled('evaluate')
-        x, y, sample_weight = _standardize(x), _standardize(y), _standardize(sample_weight)
+        batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
+        verbose = _check_verbose(verbose)
+        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
         batch_size = batch_size or 32
         n = _num_samples(x, y, sample_weight)
         total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
@@ -343,18 +484,25 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose='auto', steps=None, callbacks=None):
         "The outputs on `x` at inference, batch by batch, concatenated (same structure as the model's outputs)."
+        batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
+        verbose = _check_verbose(verbose)
         x = _standardize(x)
         batch_size = batch_size or 32
         n = _num_samples(x)
         total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
         callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
+        if n: self._check_stateful_batches(n, batch_size, steps)
         callbacks.on_predict_begin()
-        outputs = []
-        for step, index in enumerate(_batches(n, batch_size, steps=steps)):
-            callbacks.on_predict_batch_begin(step)
-            outputs.append(self.predict_step(_take(x, index)))
-            callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
+        outputs, saved = [], self._saved_states()
+        try:
+            for step, index in enumerate(_batches(n, batch_size, steps=steps)):
+                callbacks.on_predict_batch_begin(step)
+                outputs.append(self.predict_step(_take(x, index)))
+                callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
+        except Exception:           # the states are as before the call
+            for v, value in saved: v.assign(value)
+            raise
         callbacks.on_predict_end()
         if not outputs: raise ValueError("Invalid value for argument `x`: expected at least one sample.")
         flat = [flatten(o) if is_nested(o) else [o] for o in outputs]
@@ -364,19 +512,21 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         "One training step on one batch; returns the loss (and metrics) of that batch."
         self._assert_compiled('train_on_batch')
-        x, y, sample_weight = _standardize(x), _standardize(y), _standardize(sample_weight)
+        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
         if class_weight is not None: sample_weight = _class_weights(y, class_weight)
+        _some_samples(_num_samples(x, y, sample_weight))
         self.reset_metrics()
-        self.train_step(x, y, sample_weight)
+        self._guarded(self.train_step, x, y, sample_weight)
         logs = self.get_metrics_result()
         return logs if return_dict else self._flatten_logs(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         "Loss (and metrics) of one batch at inference."
         self._assert_compiled('test_on_batch')
-        x, y, sample_weight = _standardize(x), _standardize(y), _standardize(sample_weight)
+        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+        _some_samples(_num_samples(x, y, sample_weight))
         self.reset_metrics()
-        self.test_step(x, y, sample_weight)
+        self._guarded(self.test_step, x, y, sample_weight)
         logs = self.get_metrics_result()
         return logs if return_dict else self._flatten_logs(logs)
 

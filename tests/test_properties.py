@@ -130,3 +130,185 @@ def test_mask_from_embedding_equals_mask_by_hand(B, T, kind, go_backwards, seed)
     auto = layer(emb(ids))
     np.testing.assert_array_equal(auto, layer(emb.call(ids), mask=ids != 0))
     np.testing.assert_array_equal(get_mask(auto), ids != 0)
+
+
+# ---- more invariants (issue 8): stateful chunks, implementations, merge modes, masks, dtypes, stacks ------------
+from hypothesis import assume  # noqa: E402
+from rnnbook.layers import StackedRNNCells  # noqa: E402
+from rnnbook.backend import flatten as rb_flatten  # noqa: E402
+
+FEW = max(1, settings().max_examples // 3)    # the heavier properties: a third of the budget (ci: 66, long: 666)
+CELLS = {'simple': SimpleRNNCell, 'gru': GRUCell, 'gru_v1': GRUCell, 'lstm': LSTMCell}
+
+
+def n_states(kind): return 2 if kind == 'lstm' else 1
+
+
+@st.composite
+def batches(draw, min_b=1, min_t=1):
+    B, T, D = draw(st.integers(min_b, 4)), draw(st.integers(min_t, 7)), draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, D)).astype('float32')
+    mask = rng.random((B, T)) > draw(st.sampled_from([0.0, 0.3, 0.7, 1.0])) if draw(st.booleans()) else None
+    return x, mask, rng
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.sampled_from(sorted(KINDS)), st.integers(1, 4), st.data())
+def test_stateful_chunks_equal_one_call(batch, kind, U, data):
+    "A stateful layer fed the sequence in chunks gives the outputs and final states of one call on all of it."
+    x, mask, rng = batch
+    B, T, _ = x.shape
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, T - 1), max_size=3)) if T > 1 else []))
+    layer_cls, _, kw = KINDS[kind]
+    go_backwards = False        # chunks are in time order; backwards would read each chunk reversed
+    whole = layer_cls(U, return_sequences=True, return_state=True, **kw)
+    chunked = layer_cls(U, return_sequences=True, return_state=True, stateful=True, **kw)
+    whole.build(x.shape); chunked.build(x.shape); chunked.set_weights(whole.get_weights())
+    y, *states = whole(x, mask=mask)
+    pieces, want = [], y.copy()
+    for a, b in zip([0] + cuts, cuts + [T]):
+        out, *last = chunked(x[:, a:b], mask=None if mask is None else mask[:, a:b])
+        pieces.append(out)
+        if mask is not None:     # as Keras: a call's masked steps before its first valid one output 0, not h
+            for i in range(B):
+                valid = np.flatnonzero(mask[i, a:b])
+                want[i, a:a + (valid[0] if len(valid) else b - a)] = 0
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), want, atol=2e-5)
+    for s, l, v in zip(states, last, chunked.states):
+        np.testing.assert_allclose(l, s, atol=2e-5)
+        np.testing.assert_allclose(v.numpy(), s, atol=2e-5)
+
+
+@settings(max_examples=FEW)
+@given(batches(min_b=0, min_t=0), st.sampled_from(['gru', 'gru_v1', 'lstm']), st.integers(1, 4), st.booleans(),
+       st.booleans(), st.sampled_from(['tanh', 'relu']))
+def test_implementation_1_equals_2(batch, kind, U, go_backwards, return_sequences, activation):
+    x, mask, _ = batch
+    layer_cls, _, kw = KINDS[kind]
+    opts = dict(return_sequences=return_sequences, return_state=True, go_backwards=go_backwards, activation=activation)
+    one, two = layer_cls(U, implementation=1, **kw, **opts), layer_cls(U, implementation=2, **kw, **opts)
+    one.build(x.shape); two.build(x.shape); two.set_weights(one.get_weights())
+    for a, b in zip(flat(one(x, mask=mask)), flat(two(x, mask=mask))):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.sampled_from(sorted(KINDS)), st.integers(1, 3), st.booleans())
+def test_bidirectional_merges_forward_and_backward_outputs(batch, kind, U, return_sequences):
+    "`sum` is forward + backward (time-aligned), `concat` puts them side by side, `ave`/`mul` as named, None the pair."
+    x, mask, _ = batch
+    layer_cls, _, kw = KINDS[kind]
+    bi = Bidirectional(layer_cls(U, return_sequences=return_sequences, **kw), merge_mode=None)
+    fw, bw = bi(x, mask=mask)
+    f = bi.forward_layer(x, mask=mask)
+    b = bi.backward_layer(x, mask=mask)
+    if return_sequences: b = b[:, ::-1]                       # back to the input's time order
+    np.testing.assert_array_equal(fw, f); np.testing.assert_array_equal(bw, b)
+    for mode, want in (('sum', f + b), ('concat', np.concatenate([f, b], -1)), ('ave', (f + b) / 2), ('mul', f * b)):
+        other = Bidirectional(layer_cls(U, return_sequences=return_sequences, **kw), merge_mode=mode)
+        other.build(x.shape); other.set_weights(bi.get_weights())
+        np.testing.assert_allclose(other(x, mask=mask), want, atol=1e-6)
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.sampled_from(sorted(KINDS)), st.integers(1, 3), st.booleans(), st.booleans(), st.booleans())
+def test_masked_steps_follow_zero_output_for_mask(batch, kind, U, zero_output_for_mask, go_backwards, fused):
+    "At a masked step the state is carried and the output is 0 (zero_output_for_mask) or the previous output."
+    x, mask, rng = batch
+    if mask is None: mask = rng.random(x.shape[:2]) > 0.5
+    layer_cls, cell_cls, kw = KINDS[kind]
+    opts = dict(return_sequences=True, return_state=True, go_backwards=go_backwards,
+                zero_output_for_mask=zero_output_for_mask)
+    layer = layer_cls(U, **kw, **opts) if fused else RNN(cell_cls(U, **kw), **opts)
+    y, *states = layer(x, mask=mask)
+    plain = layer_cls(U, return_sequences=True, go_backwards=go_backwards, **kw)
+    plain.build(x.shape); plain.set_weights(layer.get_weights())
+    order = mask[:, ::-1] if go_backwards else mask            # outputs are in processing order
+    for b in range(x.shape[0]):
+        kept = np.flatnonzero(order[b])
+        xs = (x[b:b + 1, ::-1] if go_backwards else x[b:b + 1])[:, kept]      # the sample's valid steps alone
+        alone = plain.__class__(U, return_sequences=True, **kw) if len(kept) else None
+        if alone is not None:
+            alone.build(xs.shape); alone.set_weights(layer.get_weights())
+            valid = alone(xs)[0]
+            np.testing.assert_allclose(y[b, kept], valid, atol=2e-5)
+        last = np.zeros(U, 'float32')
+        for k in range(x.shape[1]):
+            if order[b, k]: last = y[b, k]; continue
+            np.testing.assert_array_equal(y[b, k], 0 if zero_output_for_mask else last)
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.sampled_from(sorted(KINDS)), st.integers(1, 3), st.booleans(), st.booleans())
+def test_float64_agrees_with_float32(batch, kind, U, go_backwards, bidirectional):
+    "The same weights in float64 (layer dtype and inputs) agree with float32 to float32 precision."
+    x, mask, _ = batch
+    layer_cls, _, kw = KINDS[kind]
+    go_backwards = go_backwards and not bidirectional      # Bidirectional's backward copy has go_backwards=True
+    make = lambda dtype: (Bidirectional(layer_cls(U, return_sequences=True, go_backwards=go_backwards, dtype=dtype, **kw))
+                          if bidirectional else layer_cls(U, return_sequences=True, go_backwards=go_backwards,
+                                                          return_state=True, dtype=dtype, **kw))
+    a, b = make('float32'), make('float64')
+    a.build(x.shape); b.build(x.shape); b.set_weights([w.astype('float64') for w in a.get_weights()])
+    assert all(w.dtype == np.float64 for w in b.get_weights())
+    for u, v in zip(flat(a(x, mask=mask)), flat(b(x.astype('float64'), mask=mask))):
+        assert u.dtype == np.float32 and v.dtype == np.float64
+        np.testing.assert_allclose(u, v, atol=2e-5, rtol=1e-4)
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=3), st.booleans(), st.booleans())
+def test_stacked_cells_equal_a_stack_of_layers(batch, kinds, go_backwards, nested_list):
+    "RNN([c1, c2, ...]) equals RNN(c1, return_sequences) -> RNN(c2) ... with the same weights (one step at a time)."
+    x, mask, rng = batch
+    units = [int(rng.integers(1, 4)) for _ in kinds]
+    cells = [CELLS[k](u, **KINDS[k][2]) for k, u in zip(kinds, units)]
+    stacked = RNN(cells if nested_list else StackedRNNCells(cells), return_sequences=True, return_state=True,
+                  go_backwards=go_backwards)
+    y, *states = stacked(x, mask=mask)
+    weights, h = stacked.get_weights(), x
+    offset, got_states = 0, []
+    for i, (k, u) in enumerate(zip(kinds, units)):
+        layer_cls, _, kw = KINDS[k]
+        layer = layer_cls(u, return_sequences=True, return_state=True, go_backwards=go_backwards and i == 0, **kw)
+        layer.build(h.shape)
+        n = len(layer.get_weights()); layer.set_weights(weights[offset:offset + n]); offset += n
+        h, *s = layer(h, mask=mask if i == 0 else (mask[:, ::-1] if (go_backwards and mask is not None) else mask))
+        got_states += s
+    np.testing.assert_allclose(y, h, atol=2e-5)
+    states = [np.asarray(a) for a in rb_flatten(states)]      # nested per cell, as Keras returns them
+    assert len(states) == len(got_states)
+    for a, b in zip(states, got_states): np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+@settings(max_examples=FEW)
+@given(batches(min_b=2), st.sampled_from(sorted(KINDS)), st.integers(1, 3), st.booleans(), st.booleans())
+def test_a_sample_does_not_depend_on_the_others_with_masks(batch, kind, U, go_backwards, bidirectional):
+    x, mask, rng = batch
+    layer_cls, _, kw = KINDS[kind]
+    inner = layer_cls(U, return_sequences=True, go_backwards=go_backwards and not bidirectional, **kw)
+    layer = Bidirectional(inner) if bidirectional else inner
+    whole = layer(x, mask=mask)
+    i = int(rng.integers(x.shape[0]))
+    other = x.copy(); other[np.arange(len(x)) != i] = rng.standard_normal(other[np.arange(len(x)) != i].shape)
+    np.testing.assert_allclose(layer(other, mask=mask)[i], whole[i], atol=2e-5)
+    np.testing.assert_allclose(layer(x[i:i + 1], mask=None if mask is None else mask[i:i + 1])[0], whole[i], atol=2e-5)
+
+
+@settings(max_examples=FEW)
+@given(batches(), st.sampled_from(sorted(KINDS)), st.integers(1, 3), st.booleans(), st.booleans())
+def test_go_backwards_with_a_mask_equals_the_reversed_input_and_mask(batch, kind, U, unroll, fused):
+    "Keras' definition: go_backwards processes the reversed sequence; the outputs come in processing order."
+    x, mask, _ = batch
+    layer_cls, cell_cls, kw = KINDS[kind]
+    opts = dict(return_sequences=True, return_state=True, unroll=unroll)
+    bwd = layer_cls(U, go_backwards=True, **kw, **opts) if fused else RNN(cell_cls(U, **kw), go_backwards=True, **opts)
+    fwd = layer_cls(U, **kw, **opts)
+    bwd.build(x.shape); fwd.build(x.shape); fwd.set_weights(bwd.get_weights())
+    rev_mask = None if mask is None else mask[:, ::-1]
+    for a, b in zip(flat(bwd(x, mask=mask)), flat(fwd(x[:, ::-1], mask=rev_mask))):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    ones = np.ones(x.shape[:2], bool)
+    for a, b in zip(flat(bwd(x, mask=ones)), flat(bwd(x))): np.testing.assert_array_equal(a, b)
