@@ -13,9 +13,10 @@ import numpy as np
 from .backend import array_module, unwrap, flatten, pack_sequence_as, is_nested, map_structure
 from . import ops, activations
 from .ops import defvjp
+from .layer import ArrayOps
 
 # %% ../nbs/19_autodiff.ipynb 6
-class Tensor:
+class Tensor(ArrayOps):
     "An array computed under a `GradientTape`, with the op that produced it; operators and methods are recorded ops."
     _rb_variable = True
     _rb_tensor = True
@@ -33,8 +34,6 @@ class Tensor:
     def ndim(self): return self.value.ndim
     @property
     def size(self): return int(self.value.size)
-    @property
-    def T(self): return ops.transpose(self)
 
     def numpy(self): return np.asarray(self.__array__())
     def __array__(self, dtype=None, copy=None):
@@ -53,31 +52,6 @@ class Tensor:
         out._keras_mask = mask
         return out
 
-    def astype(self, dtype, copy=True): return ops.cast(self, dtype)
-    def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes): return ops.transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return ops.min(self, axis=axis, keepdims=keepdims)
-    def squeeze(self, axis=None): return ops.squeeze(self, axis)
-
-    def __getitem__(self, key): return ops.getitem(self, key)
-    def __add__(self, o): return ops.add(self, o)
-    def __radd__(self, o): return ops.add(o, self)
-    def __sub__(self, o): return ops.subtract(self, o)
-    def __rsub__(self, o): return ops.subtract(o, self)
-    def __mul__(self, o): return ops.multiply(self, o)
-    def __rmul__(self, o): return ops.multiply(o, self)
-    def __truediv__(self, o): return ops.divide(self, o)
-    def __rtruediv__(self, o): return ops.divide(o, self)
-    def __matmul__(self, o): return ops.matmul(self, o)
-    def __rmatmul__(self, o): return ops.matmul(o, self)
-    def __pow__(self, o): return ops.power(self, o)
-    def __rpow__(self, o): return ops.power(o, self)
-    def __neg__(self): return ops.negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return ops.abs(self)
     # comparisons are not differentiable: plain boolean arrays
     def __eq__(self, o): return self.value == unwrap(o)
     def __ne__(self, o): return self.value != unwrap(o)
