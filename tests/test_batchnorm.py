@@ -148,7 +148,6 @@ def test_in_a_trained_model_moving_statistics_follow_keras(rng):
     from rnnbook import optimizers  # noqa: F401
     from rnnbook.models import Sequential, Input
     from rnnbook.layers import Dense
-    from rnnbook import optimizers
     km = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization(),
                            keras.layers.Dense(2)])
     rm = Sequential([Input((4,)), Dense(3), BatchNormalization(), Dense(2)])

@@ -1,14 +1,10 @@
 """The bidirectional merge view: baseline images, reading order under a mask, the merge-mode selector."""
 
-import os
-import shutil
-from pathlib import Path
 
 import matplotlib
 import matplotlib.style
 import numpy as np
 import pytest
-from matplotlib.testing.compare import compare_images
 
 import rnnbook as rb
 from rnnbook.bidirectional import merge
@@ -16,24 +12,17 @@ from rnnbook.bidirectional_view import (BidirectionalView, bidirectional_explore
                                         reading_steps)
 from rnnbook.layers import GRU, LSTM, Bidirectional, SimpleRNN
 from rnnbook.traces import trace_bidirectional
+from baseline_tools import check_png  # noqa: E402
+from rnnbook.views import render_png  # noqa: E402
 
-BASELINE = Path(__file__).parent / "baseline"
 TOL = 2.0      # RMS of the pixel difference (0-255 scale) that matplotlib's compare_images accepts
 DPI = 60
 MODES = ["concat", "sum", "mul", "ave", None]
 
 
 def check_baseline(fig, name, tmp_path):
-    "Compare `fig` (saved at DPI) with tests/baseline/<name>; RNNBOOK_UPDATE_BASELINES=1 rewrites the baseline."
-    actual = tmp_path / name
-    fig.savefig(actual, dpi=DPI)
-    expected = BASELINE / name
-    if os.environ.get("RNNBOOK_UPDATE_BASELINES") == "1":
-        BASELINE.mkdir(exist_ok=True)
-        shutil.copy(actual, expected)
-    assert expected.exists(), f"no baseline {expected}; run with RNNBOOK_UPDATE_BASELINES=1 to create it"
-    result = compare_images(str(expected), str(actual), tol=TOL)
-    assert result is None, result
+    "Compare `fig` (rendered at DPI) with its baseline image."
+    check_png(render_png(fig, DPI), name, tmp_path, TOL)
 
 
 @pytest.fixture(autouse=True)

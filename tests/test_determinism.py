@@ -1,6 +1,5 @@
 """Determinism: the same seed gives bit-identical initial weights, dropout masks and training results -- twice in
 one process, and in two separate processes (with different hash seeds)."""
-import hashlib
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 
 import rnnbook as rb
 from rnnbook.layers import (SimpleRNN, GRU, LSTM, RNN, LSTMCell, GRUCell, Bidirectional, TimeDistributed, ConvLSTM2D,
-                            Embedding, Dense, Dropout, BatchNormalization, CuDNNGRU)
+                            Dense, Dropout, CuDNNGRU)
 
 ROOT = Path(__file__).resolve().parents[1]
 

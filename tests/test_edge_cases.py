@@ -11,7 +11,7 @@ import rnnbook as rb
 from rnnbook import ops
 from rnnbook.backend import flatten
 from rnnbook.layers import (RNN, SimpleRNN, GRU, LSTM, SimpleRNNCell, GRUCell, LSTMCell, Bidirectional, TimeDistributed,
-                            ConvLSTM1D, ConvLSTM2D, Embedding, Dense, Dropout, Masking, BatchNormalization, CuDNNLSTM)
+                            ConvLSTM1D, ConvLSTM2D, Embedding, Dense, Masking, BatchNormalization, CuDNNLSTM)
 
 
 def seq(B=3, T=4, D=5, seed=0, dtype='float32'):

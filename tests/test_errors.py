@@ -12,14 +12,14 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
 
 os.environ.setdefault('KERAS_BACKEND', 'torch')
 import rnnbook as rb  # noqa: E402
-from rnnbook import layers as L, losses, metrics, optimizers, initializers, regularizers, constraints, activations  # noqa: E402
+from rnnbook import layers as L, losses, metrics, optimizers, initializers, regularizers  # noqa: E402
 from rnnbook.backend import flatten  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

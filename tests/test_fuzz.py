@@ -22,7 +22,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import rnnbook as rb
 from rnnbook import layers as L

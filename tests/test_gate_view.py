@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 matplotlib.use("Agg")
-from matplotlib.testing.compare import compare_images  # noqa: E402
 
 from rnnbook.cells import GRUCell, LSTMCell  # noqa: E402
 from rnnbook.gate_view import (GateView, gate_explorer, gate_figure, state_update, update_arrays)  # noqa: E402
 from rnnbook.layers import GRU, LSTM, RNN, SimpleRNN  # noqa: E402
 from rnnbook.traces import trace  # noqa: E402
 from rnnbook.views import render_png  # noqa: E402
+from baseline_tools import check_png  # noqa: E402
 
 BASELINE = Path(__file__).parent / "baseline"
 TOL = 5
@@ -59,16 +59,7 @@ def _png(fig):
 
 
 def check_baseline(png, name, tmp_path, tol=TOL):
-    expected = BASELINE / f"{name}.png"
-    actual = tmp_path / f"{name}.png"
-    actual.write_bytes(png)
-    if os.environ.get("RNNBOOK_UPDATE_BASELINES") == "1":
-        BASELINE.mkdir(exist_ok=True)
-        expected.write_bytes(png)
-        return
-    assert expected.exists(), f"no baseline {expected}; create it with RNNBOOK_UPDATE_BASELINES=1"
-    err = compare_images(str(expected), str(actual), tol)
-    assert err is None, err
+    check_png(png, name, tmp_path, tol)
 
 
 CASES = {
@@ -120,6 +111,7 @@ def test_gru_update_follows_processing_order(data):
         u = state_update(tr, 0, t)
         prev = h[0, t + 1] if t < T - 1 else np.zeros(U)
         np.testing.assert_allclose(u["keep"], z[0, t] * prev, rtol=1e-6)
+        np.testing.assert_allclose(u["write"], (1 - z[0, t]) * ht[0, t], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(u["keep"] + u["write"], h[0, t], rtol=1e-5, atol=1e-6)
 
 

@@ -1,38 +1,27 @@
 """The gradient-flow view: dL/dh_t from the tape against finite differences, vanishing gradients, figures."""
 
-import os
-import shutil
-from pathlib import Path
 
 import matplotlib
 import matplotlib.style
 import numpy as np
 import pytest
-from matplotlib.testing.compare import compare_images
 
 import rnnbook as rb
 from rnnbook import ops
 from rnnbook.gradient_view import (GradientView, gradient_explorer, gradient_figure, gradient_flow, gradient_flows,
                                    make_layer, perturbed_output, state_gradients, task_input)
 from rnnbook.layers import GRU, LSTM, SimpleRNN
+from baseline_tools import check_png  # noqa: E402
+from rnnbook.views import render_png  # noqa: E402
 
-BASELINE = Path(__file__).parent / "baseline"
 TOL = 2.0      # RMS of the pixel difference (0-255 scale) that matplotlib's compare_images accepts
 DPI = 60
 KINDS = ["simple_rnn", "gru", "lstm"]
 
 
 def check_baseline(fig, name, tmp_path):
-    "Compare `fig` (saved at DPI) with tests/baseline/<name>; RNNBOOK_UPDATE_BASELINES=1 rewrites the baseline."
-    actual = tmp_path / name
-    fig.savefig(actual, dpi=DPI)
-    expected = BASELINE / name
-    if os.environ.get("RNNBOOK_UPDATE_BASELINES") == "1":
-        BASELINE.mkdir(exist_ok=True)
-        shutil.copy(actual, expected)
-    assert expected.exists(), f"no baseline {expected}; run with RNNBOOK_UPDATE_BASELINES=1 to create it"
-    result = compare_images(str(expected), str(actual), tol=TOL)
-    assert result is None, result
+    "Compare `fig` (rendered at DPI) with its baseline image."
+    check_png(render_png(fig, DPI), name, tmp_path, TOL)
 
 
 @pytest.fixture(autouse=True)

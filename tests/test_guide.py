@@ -52,9 +52,8 @@ def test_row_by_row_digit_classifier_trains_to_090(digits):
     noncudnn_model.set_weights(model.get_weights())
     np.testing.assert_allclose(noncudnn_model.predict(x_test, verbose=0), model.predict(x_test, verbose=0),
                                atol=1e-5, rtol=1e-5)
-    sample, sample_label = x_test[0], y_test[0]
-    result = np.argmax(model.predict_on_batch(sample[None]), axis=1)
-    assert result.shape == (1,)
+    result = np.argmax(model.predict_on_batch(x_test[:1]), axis=1)          # the guide's single-sample predict
+    assert result.shape == (1,) and result[0] == np.argmax(model.predict(x_test[:1], verbose=0))
 
 
 def test_same_steps_as_keras_on_the_digit_model(digits):

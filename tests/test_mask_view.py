@@ -4,7 +4,6 @@ Baselines live in ``tests/baseline/mask_*.png``; regenerate them with ``RNNBOOK_
 tests/test_mask_view.py``.  Compared with ``matplotlib.testing.compare.compare_images`` at ``TOL`` (RMS, 0-255).
 """
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,13 +12,13 @@ import numpy as np
 import pytest
 
 matplotlib.use("Agg")
-from matplotlib.testing.compare import compare_images  # noqa: E402
 
 from rnnbook.layers import GRU, LSTM, SimpleRNN, Bidirectional  # noqa: E402
 from rnnbook.mask_view import (mask_explorer, mask_figure, masked_outputs, output_rule,  # noqa: E402
                                sequence_outputs)
 from rnnbook.traces import trace  # noqa: E402
 from rnnbook.views import render_png  # noqa: E402
+from baseline_tools import check_png  # noqa: E402
 
 BASELINE = Path(__file__).parent / "baseline"
 TOL = 5
@@ -46,16 +45,7 @@ def _layer(cls, x, seed=3, **kw):
 
 
 def check_baseline(png, name, tmp_path, tol=TOL):
-    expected = BASELINE / f"{name}.png"
-    actual = tmp_path / f"{name}.png"
-    actual.write_bytes(png)
-    if os.environ.get("RNNBOOK_UPDATE_BASELINES") == "1":
-        BASELINE.mkdir(exist_ok=True)
-        expected.write_bytes(png)
-        return
-    assert expected.exists(), f"no baseline {expected}; create it with RNNBOOK_UPDATE_BASELINES=1"
-    err = compare_images(str(expected), str(actual), tol)
-    assert err is None, err
+    check_png(png, name, tmp_path, tol)
 
 
 CASES = {

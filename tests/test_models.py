@@ -16,7 +16,7 @@ from rnnbook.core import BatchNormalization  # noqa: E402
 from rnnbook.layer import Layer, get_mask, serialize_layer  # noqa: E402
 from rnnbook.layers import (GRU, LSTM, RNN, Bidirectional, Dense, Dropout, Embedding, SimpleRNN,  # noqa: E402
                             TimeDistributed)
-from rnnbook import models, saving  # noqa: E402
+from rnnbook import saving  # noqa: E402
 from rnnbook.callbacks import Callback, EarlyStopping, History, LambdaCallback  # noqa: E402
 from rnnbook.models import Input, Model, Sequential, load_model, model_from_config  # noqa: E402
 

@@ -133,7 +133,6 @@ def test_mask_from_embedding_equals_mask_by_hand(B, T, kind, go_backwards, seed)
 
 
 # ---- more invariants (issue 8): stateful chunks, implementations, merge modes, masks, dtypes, stacks ------------
-from hypothesis import assume  # noqa: E402
 from rnnbook.layers import StackedRNNCells  # noqa: E402
 from rnnbook.backend import flatten as rb_flatten  # noqa: E402
 
@@ -162,7 +161,6 @@ def test_stateful_chunks_equal_one_call(batch, kind, U, data):
     B, T, _ = x.shape
     cuts = sorted(set(data.draw(st.lists(st.integers(1, T - 1), max_size=3)) if T > 1 else []))
     layer_cls, _, kw = KINDS[kind]
-    go_backwards = False        # chunks are in time order; backwards would read each chunk reversed
     whole = layer_cls(U, return_sequences=True, return_state=True, **kw)
     chunked = layer_cls(U, return_sequences=True, return_state=True, stateful=True, **kw)
     whole.build(x.shape); chunked.build(x.shape); chunked.set_weights(whole.get_weights())

@@ -1,36 +1,25 @@
 """The state carry-over view: figures against baseline images, the explorer's next-batch and reset buttons."""
 
-import os
-import shutil
-from pathlib import Path
 
 import matplotlib
 import matplotlib.style
 import numpy as np
 import pytest
-from matplotlib.testing.compare import compare_images
 
 import rnnbook as rb
 from rnnbook.layers import GRU, LSTM, SimpleRNN
 from rnnbook.state_view import StateView, state_explorer, state_figure, stateless_traces
 from rnnbook.traces import trace_batches
+from baseline_tools import check_png  # noqa: E402
+from rnnbook.views import render_png  # noqa: E402
 
-BASELINE = Path(__file__).parent / "baseline"
 TOL = 2.0      # RMS of the pixel difference (0-255 scale) that matplotlib's compare_images accepts
 DPI = 60
 
 
 def check_baseline(fig, name, tmp_path):
-    "Compare `fig` (saved at DPI) with tests/baseline/<name>; RNNBOOK_UPDATE_BASELINES=1 rewrites the baseline."
-    actual = tmp_path / name
-    fig.savefig(actual, dpi=DPI)
-    expected = BASELINE / name
-    if os.environ.get("RNNBOOK_UPDATE_BASELINES") == "1":
-        BASELINE.mkdir(exist_ok=True)
-        shutil.copy(actual, expected)
-    assert expected.exists(), f"no baseline {expected}; run with RNNBOOK_UPDATE_BASELINES=1 to create it"
-    result = compare_images(str(expected), str(actual), tol=TOL)
-    assert result is None, result
+    "Compare `fig` (rendered at DPI) with its baseline image."
+    check_png(render_png(fig, DPI), name, tmp_path, TOL)
 
 
 def stream(B=3, T=24, F=3, seed=0):

@@ -39,8 +39,8 @@ def test_lstm_hand_computed():
     f2 = sig(z2)
     c2 = f2 * c1 + sig(z2) * np.tanh(z2)
     h2 = sig(z2) * np.tanh(c2)
-    np.testing.assert_allclose([tr["i"][0, 0, 0], tr["c_tilde"][0, 0, 0], tr["c"][0, 0, 0], tr["h"][0, 0, 0]],
-                               [i1, ct1, c1, h1], rtol=1e-6)
+    np.testing.assert_allclose([tr["i"][0, 0, 0], tr["f"][0, 0, 0], tr["o"][0, 0, 0], tr["c_tilde"][0, 0, 0],
+                                tr["c"][0, 0, 0], tr["h"][0, 0, 0]], [i1, f1, o1, ct1, c1, h1], rtol=1e-6)
     np.testing.assert_allclose([tr["f"][0, 1, 0], tr["c"][0, 1, 0], tr["h"][0, 1, 0]], [f2, c2, h2], rtol=1e-6)
 
 
