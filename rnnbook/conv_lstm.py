@@ -129,7 +129,7 @@ def conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     z = cols.reshape(-1, cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])     # (N·P, F)
     return z.reshape(cols.shape[:-1] + (kernel.shape[-1],))                          # (N, *O, F)
 
-# %% ../nbs/13_conv_lstm.ipynb 20
+# %% ../nbs/13_conv_lstm.ipynb 21
 @primitive
 def gate_conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "`conv` when `x` is `(N, *S, C)`; when `x` is `(G, N, *S, C)` (one input per gate), gate g's columns see `x[g]`."
@@ -145,7 +145,7 @@ def gate_conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     z = xp.matmul(cols.reshape(G, -1, cols.shape[-1]), W)                              # (G, N·P, F)
     return z.transpose(1, 0, 2).reshape((N,) + out + (G * F,))                         # (N, *O, G·F)
 
-# %% ../nbs/13_conv_lstm.ipynb 23
+# %% ../nbs/13_conv_lstm.ipynb 24
 def _col2im(cols, shape, k, s, padding, r):
     "`col2im` on an array, arguments already standardized."
     xp = array_module(cols)
@@ -202,7 +202,7 @@ defvjp(col2im, _col2im_vjp)
 defvjp(conv, _conv_vjp)
 defvjp(gate_conv, _gate_conv_vjp)
 
-# %% ../nbs/13_conv_lstm.ipynb 27
+# %% ../nbs/13_conv_lstm.ipynb 28
 class ConvLSTMCell(Layer, DropoutRNNCell):
     "One ConvLSTM step `(x_t, [h, c]) -> (h, [h, c])`: the LSTM gates with the products replaced by convolutions."
     dropout_mask_count = 4   # one dropout mask per gate, as Keras
@@ -378,7 +378,7 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
                   'dropout': self.dropout, 'recurrent_dropout': self.recurrent_dropout, 'seed': self.seed}
         return {**super().get_config(), **config}
 
-# %% ../nbs/13_conv_lstm.ipynb 31
+# %% ../nbs/13_conv_lstm.ipynb 32
 _PATCH_BUDGET = 1 << 24   # elements of one gathered patch matrix in the fast path
 
 def _traced(x): return getattr(x, '_rb_variable', False)   # a Variable, or a Tensor recorded by a tape
@@ -527,7 +527,7 @@ for _name in _CELL_ATTRS:
                                       doc=f"The cell's `{_name}`."))
 del _name
 
-# %% ../nbs/13_conv_lstm.ipynb 33
+# %% ../nbs/13_conv_lstm.ipynb 34
 class ConvLSTM1D(ConvLSTM):
     "1-D convolutional LSTM over `(B, T, steps, C)` (channels last) or `(B, T, C, steps)` inputs."
     _fixed_rank = 1

@@ -180,7 +180,7 @@ class Embedding(Layer):
                 'activity_regularizer': regularizers.serialize(self.activity_regularizer),
                 'embeddings_constraint': constraints.serialize(self.embeddings_constraint), 'mask_zero': self.mask_zero}
 
-# %% ../nbs/10_core.ipynb 18
+# %% ../nbs/10_core.ipynb 19
 class Masking(Layer):
     "Mark time steps whose features all equal `mask_value` as padding; those steps are set to 0."
     _single_input = _real_input = True
@@ -205,7 +205,7 @@ class Masking(Layer):
     def compute_output_shape(self, input_shape): return tuple(input_shape)
     def get_config(self): return {**super().get_config(), 'mask_value': self.mask_value}
 
-# %% ../nbs/10_core.ipynb 23
+# %% ../nbs/10_core.ipynb 25
 class BatchNormalization(Layer):
     "Normalise features with batch statistics in training and moving averages at inference (Keras 3 semantics)."
     _single_input = _real_input = True

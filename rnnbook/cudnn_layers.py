@@ -14,7 +14,7 @@ from .rnn import RNN
 from .recurrent import lstm_fused, gru_fused, LSTM, GRU
 from .utils import cudnn_to_keras, keras_to_cudnn, convertible_kind
 
-# %% ../nbs/14_cudnn_layers.ipynb 10
+# %% ../nbs/14_cudnn_layers.ipynb 11
 _TANH, _SIGMOID = activations.get('tanh'), activations.get('sigmoid')
 _NOT_CUDNN = ('activation', 'recurrent_activation', 'use_bias', 'dropout', 'recurrent_dropout', 'unroll',
               'zero_output_for_mask', 'reset_after', 'implementation', 'seed', 'use_cudnn', 'time_major')
@@ -193,7 +193,7 @@ class _CuDNNRNN(RNN):
             if states is not None: new.reset_states([v.numpy() for v in flatten(states)])
         return new
 
-# %% ../nbs/14_cudnn_layers.ipynb 12
+# %% ../nbs/14_cudnn_layers.ipynb 13
 class CuDNNLSTM(_CuDNNRNN):
     "Keras 2's fast LSTM backed by cuDNN: `LSTM` with two bias vectors and cuDNN's weight layout; runs anywhere."
     cudnn_kind, gates = 'LSTM', 4

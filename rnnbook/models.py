@@ -639,7 +639,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     text = '\n'.join(table)
     (print_fn or print)(text)
 
-# %% ../nbs/22_models.ipynb 38
+# %% ../nbs/22_models.ipynb 39
 def _node_index(model, node):
     return _model_nodes(model, node.layer).index(node) if not isinstance(node.layer, InputLayer) else 0
 
@@ -728,7 +728,7 @@ def model_from_json(json_string, custom_objects=None):
     "A model from `model.to_json()` output (fresh weights)."
     return model_from_config(json.loads(json_string), custom_objects)
 
-# %% ../nbs/22_models.ipynb 40
+# %% ../nbs/22_models.ipynb 41
 def save_model(model, filepath, overwrite=True):
     "Write `model`'s config and weights to the `.npz` file `filepath`, atomically."
     filepath = check_path(filepath)

@@ -376,7 +376,7 @@ class Adagrad(Optimizer):
         return {**super().get_config(), 'initial_accumulator_value': self.initial_accumulator_value,
                 'epsilon': self.epsilon}
 
-# %% ../nbs/21_optimizers.ipynb 25
+# %% ../nbs/21_optimizers.ipynb 26
 OPTIMIZERS = {'sgd': SGD, 'adam': Adam, 'rmsprop': RMSprop, 'adagrad': Adagrad}
 
 def serialize(optimizer):

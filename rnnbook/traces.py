@@ -177,7 +177,7 @@ def trace(layer, x, mask=None, initial_state=None):
         return t
     return Trace('stacked', traces[-1].values, m, order, outputs, initial_state, finals, layer.name, cells=traces)
 
-# %% ../nbs/30_traces.ipynb 20
+# %% ../nbs/30_traces.ipynb 21
 class BidirectionalTrace:
     "The traces of both directions of a `Bidirectional` layer, aligned on the input's time steps, and the merge."
     def __init__(self, forward, backward, forward_output, backward_output, merged, merge_mode, mask, layer_name):
@@ -214,7 +214,7 @@ def trace_bidirectional(layer, x, mask=None, initial_state=None):
     m = fw.mask
     return BidirectionalTrace(fw, bw, y, y_rev, merged, layer.merge_mode, m, layer.name)
 
-# %% ../nbs/30_traces.ipynb 23
+# %% ../nbs/30_traces.ipynb 25
 class BatchTrace:
     "One call of a stateful layer: the states entering and leaving it, whether a reset preceded it, its trace."
     def __init__(self, index, trace, state_in, state_out, reset):
