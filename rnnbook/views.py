@@ -6,6 +6,7 @@
 __all__ = ['new_figure', 'render_png', 'Explorer']
 
 # %% ../nbs/31_views.ipynb 3
+import base64
 import html
 import io
 import time
@@ -65,6 +66,8 @@ class Explorer:
         self.status.value = (f'<span class="rnnbook-drawn" data-draws="{self.draws}" {attrs}>'
                              f'drawn {self.draws} ({self.last_draw_ms:.0f} ms)</span>')
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        "The live widget for Jupyter and Voilà, plus the current picture as a PNG for renderers without widgets."
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs) or {})
+        bundle['image/png'] = base64.b64encode(self.image.value).decode('ascii')   # the docs site shows this
+        return bundle
