@@ -9,9 +9,9 @@ __all__ = ['state_shapes', 'flat_state_shapes', 'zero_states', 'DropoutRNNCell',
 # %% ../nbs/07_cells.ipynb 3
 import numpy as np
 from .backend import SeedGenerator, array_module, is_nested, flatten, unwrap
-from . import ops, activations, initializers, regularizers, constraints
+from . import ops, activations
 from .layer import (Layer, check_positive_int, check_rate, check_bool, set_weight_options,
-                           serialize_layer, deserialize_layer, call_params)
+                           weight_options_config, serialize_layer, deserialize_layer, call_params)
 
 # %% ../nbs/07_cells.ipynb 6
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
@@ -149,16 +149,7 @@ class RecurrentCell(Layer, DropoutRNNCell):
 
     def get_config(self):
         config = {'units': self.units, 'activation': activations.serialize(self.activation),
-                  'use_bias': self.use_bias,
-                  'kernel_initializer': initializers.serialize(self.kernel_initializer),
-                  'recurrent_initializer': initializers.serialize(self.recurrent_initializer),
-                  'bias_initializer': initializers.serialize(self.bias_initializer),
-                  'kernel_regularizer': regularizers.serialize(self.kernel_regularizer),
-                  'recurrent_regularizer': regularizers.serialize(self.recurrent_regularizer),
-                  'bias_regularizer': regularizers.serialize(self.bias_regularizer),
-                  'kernel_constraint': constraints.serialize(self.kernel_constraint),
-                  'recurrent_constraint': constraints.serialize(self.recurrent_constraint),
-                  'bias_constraint': constraints.serialize(self.bias_constraint),
+                  'use_bias': self.use_bias, **weight_options_config(self, 'kernel', 'recurrent', 'bias'),
                   'dropout': self.dropout, 'recurrent_dropout': self.recurrent_dropout, 'seed': self.seed}
         return {**super().get_config(), **config}
 

@@ -15,8 +15,8 @@ import numpy as np
 from . import ops
 from .ops import primitive, defvjp
 from .backend import SeedGenerator, array_module, unwrap, is_nested, device_of, to_device
-from . import activations, initializers, regularizers, constraints
-from .layer import Layer, check_positive_int, check_rate, check_bool, set_weight_options
+from . import activations, regularizers
+from .layer import Layer, check_positive_int, check_rate, check_bool, set_weight_options, weight_options_config
 from .cells import DropoutRNNCell
 from .rnn import RNN, rnn_loop
 
@@ -364,17 +364,8 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
                   'strides': self.strides, 'padding': self.padding, 'data_format': self.data_format,
                   'dilation_rate': self.dilation_rate, 'activation': activations.serialize(self.activation),
                   'recurrent_activation': activations.serialize(self.recurrent_activation),
-                  'use_bias': self.use_bias,
-                  'kernel_initializer': initializers.serialize(self.kernel_initializer),
-                  'recurrent_initializer': initializers.serialize(self.recurrent_initializer),
-                  'bias_initializer': initializers.serialize(self.bias_initializer),
+                  'use_bias': self.use_bias, **weight_options_config(self, 'kernel', 'recurrent', 'bias'),
                   'unit_forget_bias': self.unit_forget_bias,
-                  'kernel_regularizer': regularizers.serialize(self.kernel_regularizer),
-                  'recurrent_regularizer': regularizers.serialize(self.recurrent_regularizer),
-                  'bias_regularizer': regularizers.serialize(self.bias_regularizer),
-                  'kernel_constraint': constraints.serialize(self.kernel_constraint),
-                  'recurrent_constraint': constraints.serialize(self.recurrent_constraint),
-                  'bias_constraint': constraints.serialize(self.bias_constraint),
                   'dropout': self.dropout, 'recurrent_dropout': self.recurrent_dropout, 'seed': self.seed}
         return {**super().get_config(), **config}
 

@@ -8,8 +8,8 @@ __all__ = ['Dense', 'Dropout', 'Embedding', 'Masking', 'BatchNormalization']
 # %% ../nbs/10_core.ipynb 3
 import numbers
 from .backend import array_module, unwrap, SeedGenerator, compute_dtype
-from .layer import Layer, check_bool, set_weight_options
-from . import ops, activations, initializers, regularizers, constraints
+from .layer import Layer, check_bool, set_weight_options, weight_options_config
+from . import ops, activations, regularizers
 
 # %% ../nbs/10_core.ipynb 6
 def _input_error(layer, expected, shape):
@@ -57,13 +57,8 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), 'units': self.units, 'activation': activations.serialize(self.activation),
-                'use_bias': self.use_bias, 'kernel_initializer': initializers.serialize(self.kernel_initializer),
-                'bias_initializer': initializers.serialize(self.bias_initializer),
-                'kernel_regularizer': regularizers.serialize(self.kernel_regularizer),
-                'bias_regularizer': regularizers.serialize(self.bias_regularizer),
-                'activity_regularizer': regularizers.serialize(self.activity_regularizer),
-                'kernel_constraint': constraints.serialize(self.kernel_constraint),
-                'bias_constraint': constraints.serialize(self.bias_constraint)}
+                'use_bias': self.use_bias, **weight_options_config(self, 'kernel', 'bias'),
+                'activity_regularizer': regularizers.serialize(self.activity_regularizer)}
 
 # %% ../nbs/10_core.ipynb 9
 def _check_noise_shape(noise_shape):
@@ -175,10 +170,7 @@ class Embedding(Layer):
 
     def get_config(self):
         return {**super().get_config(), 'input_dim': self.input_dim, 'output_dim': self.output_dim,
-                'embeddings_initializer': initializers.serialize(self.embeddings_initializer),
-                'embeddings_regularizer': regularizers.serialize(self.embeddings_regularizer),
-                'activity_regularizer': regularizers.serialize(self.activity_regularizer),
-                'embeddings_constraint': constraints.serialize(self.embeddings_constraint), 'mask_zero': self.mask_zero}
+                **weight_options_config(self, 'embeddings'), 'activity_regularizer': regularizers.serialize(self.activity_regularizer), 'mask_zero': self.mask_zero}
 
 # %% ../nbs/10_core.ipynb 19
 class Masking(Layer):
@@ -305,13 +297,5 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), 'axis': self.axis, 'momentum': self.momentum, 'epsilon': self.epsilon,
                 'center': self.center, 'scale': self.scale,
-                'beta_initializer': initializers.serialize(self.beta_initializer),
-                'gamma_initializer': initializers.serialize(self.gamma_initializer),
-                'moving_mean_initializer': initializers.serialize(self.moving_mean_initializer),
-                'moving_variance_initializer': initializers.serialize(self.moving_variance_initializer),
-                'beta_regularizer': regularizers.serialize(self.beta_regularizer),
-                'gamma_regularizer': regularizers.serialize(self.gamma_regularizer),
-                'beta_constraint': constraints.serialize(self.beta_constraint),
-                'gamma_constraint': constraints.serialize(self.gamma_constraint),
-                'synchronized': False, 'renorm': False, 'renorm_clipping': self.renorm_clipping,
+                **weight_options_config(self, 'beta', 'gamma', 'moving_mean', 'moving_variance'), 'synchronized': False, 'renorm': False, 'renorm_clipping': self.renorm_clipping,
                 'renorm_momentum': self.renorm_momentum}

@@ -8,8 +8,9 @@ __all__ = ['cudnn_ok', 'CuDNNCell', 'CuDNNLSTM', 'CuDNNGRU']
 # %% ../nbs/14_cudnn_layers.ipynb 3
 import numpy as np
 from .backend import flatten, is_nested
-from . import ops, activations, initializers, regularizers, constraints
-from .layer import Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options
+from . import ops, activations, regularizers
+from .layer import (Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options,
+                           weight_options_config)
 from .rnn import RNN
 from .recurrent import lstm_fused, gru_fused, LSTM, GRU
 from .utils import cudnn_to_keras, keras_to_cudnn, convertible_kind
@@ -130,17 +131,8 @@ class _CuDNNRNN(RNN):
 
     # ---- config and conversion -------------------------------------------------------------------------------
     def get_config(self):
-        config = {'units': self.units,
-                  'kernel_initializer': initializers.serialize(self.kernel_initializer),
-                  'recurrent_initializer': initializers.serialize(self.recurrent_initializer),
-                  'bias_initializer': initializers.serialize(self.bias_initializer),
-                  'kernel_regularizer': regularizers.serialize(self.kernel_regularizer),
-                  'recurrent_regularizer': regularizers.serialize(self.recurrent_regularizer),
-                  'bias_regularizer': regularizers.serialize(self.bias_regularizer),
+        config = {'units': self.units, **weight_options_config(self, 'kernel', 'recurrent', 'bias'),
                   'activity_regularizer': regularizers.serialize(self.activity_regularizer),
-                  'kernel_constraint': constraints.serialize(self.kernel_constraint),
-                  'recurrent_constraint': constraints.serialize(self.recurrent_constraint),
-                  'bias_constraint': constraints.serialize(self.bias_constraint),
                   'return_sequences': self.return_sequences, 'return_state': self.return_state,
                   'go_backwards': self.go_backwards, 'stateful': self.stateful}
         return {**Layer.get_config(self), **config}

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['ArrayOps', 'Variable', 'snake_case', 'unique_name', 'check_positive_int', 'check_rate', 'check_bool',
-           'set_weight_options', 'MaskedArray', 'get_mask', 'with_mask', 'UnrecognizedArgumentError', 'call_params',
-           'Layer', 'serialize_layer', 'deserialize_layer']
+           'set_weight_options', 'weight_options_config', 'MaskedArray', 'get_mask', 'with_mask',
+           'UnrecognizedArgumentError', 'call_params', 'Layer', 'serialize_layer', 'deserialize_layer']
 
 # %% ../nbs/06_layer.ipynb 3
 import collections
@@ -140,6 +140,14 @@ def set_weight_options(layer, args: dict):
         kind = name.rsplit('_', 1)[-1]
         if kind in _OPTION_GETTERS and name != 'activity_regularizer':
             setattr(layer, name, _OPTION_GETTERS[kind](value))
+
+_OPTION_SERIALIZERS = {'initializer': initializers.serialize, 'regularizer': regularizers.serialize,
+                       'constraint': constraints.serialize}
+
+def weight_options_config(layer, *weights) -> dict:
+    "Config entries for the options `set_weight_options` stored: `<weight>_initializer`, ... serialized, where set."
+    return {f'{w}_{kind}': ser(getattr(layer, f'{w}_{kind}')) for kind, ser in _OPTION_SERIALIZERS.items()
+            for w in weights if hasattr(layer, f'{w}_{kind}')}
 
 # %% ../nbs/06_layer.ipynb 17
 import warnings
