@@ -8,9 +8,9 @@ __all__ = []
 
 # %% ../nbs/91_package.ipynb 3
 from . import backend, ops, activations, initializers, regularizers, constraints, layers, utils, autodiff
-from . import losses, metrics, optimizers, models, callbacks
+from . import losses, metrics, optimizers, models, callbacks, cudnn
 from .models import Sequential, Model, Input
 from .traces import trace, trace_batches
 from .autodiff import GradientTape, stop_gradient
-from .backend import set_seed, floatx, set_floatx, array_module, to_numpy, to_device
+from .backend import set_seed, floatx, set_floatx, array_module, to_numpy, to_device, info
 from .layer import Variable, get_mask, with_mask

@@ -249,7 +249,7 @@ def _split_vjp(g, y, x, sections, axis=0):
     return (xp.concatenate([xp.zeros(o.shape, x.dtype) if c is None else c for c, o in zip(g, y)], axis=axis), None)
 
 def _concat_vjp(g, y, xs, axis=0):
-    cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    cuts = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()      # positions as ints: any array module takes them
     return (_x(g).split(g, cuts, axis=axis),)
 
 def _reduce_shape(g, x, axis, keepdims):

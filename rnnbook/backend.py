@@ -5,7 +5,8 @@
 # %% auto 0
 __all__ = ['cupy_module', 'is_cupy_array', 'unwrap', 'array_module', 'to_numpy', 'device_of', 'to_device', 'standardize_dtype',
            'floatx', 'set_floatx', 'is_float_dtype', 'compute_dtype', 'set_seed', 'make_rng', 'SeedGenerator',
-           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object']
+           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object', 'Info',
+           'info']
 
 # %% ../nbs/00_backend.ipynb 3
 import numpy as np
@@ -157,3 +158,41 @@ def serialize_object(module, base, obj):
     if obj is None: return None
     if not isinstance(obj, base): return getattr(obj, '__name__', repr(obj))
     return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}
+
+# %% ../nbs/00_backend.ipynb 24
+class Info(dict):
+    "`info()`'s answer: a dict that prints one line per entry."
+    def __repr__(self): return '\n'.join(f"{k}: {v}" for k, v in self.items())
+
+def _gpu_info(out):
+    try: cp = cupy_module()
+    except ImportError as e: out['cupy'] = f"not installed ({e})"; return
+    out['cupy'] = cp.__version__
+    try:
+        n = cp.cuda.runtime.getDeviceCount()
+        out['devices'] = [cp.cuda.runtime.getDeviceProperties(i)['name'].decode() for i in range(n)]
+        out['cuda_runtime'] = cp.cuda.runtime.runtimeGetVersion()
+    except Exception as e:  # noqa: BLE001 - any CUDA failure means no usable GPU
+        out['devices'] = f"none usable ({type(e).__name__}: {e})"
+
+def info(layer=None, inputs=None, mask=None) -> Info:
+    """NumPy/CuPy/CUDA/cuDNN versions and devices; for `layer`, whether (for `inputs`) it runs cuDNN, or why not."""
+    from rnnbook import cudnn
+    out = Info(numpy=np.__version__, floatx=floatx())
+    _gpu_info(out)
+    why = cudnn.library_reason()
+    out['cudnn'] = why if why else f"{cudnn.version()} ({cudnn.library().path})"
+    if layer is not None:
+        inner = getattr(layer, 'forward_layer', layer)                 # Bidirectional: its layers decide
+        from rnnbook import recurrent, cudnn_layers
+        if isinstance(inner, cudnn_layers._CuDNNRNN):
+            reason = None if inputs is None else cudnn_layers.cudnn_reason(inner, inputs)
+        elif hasattr(inner, 'cudnn_loop'):
+            reason = recurrent.cudnn_config_reason(inner) if inputs is None else \
+                recurrent.cudnn_reason(inner, inputs, mask)
+        else: reason = f"{type(inner).__name__} has no cuDNN path"
+        out['layer'] = f"{type(layer).__name__} '{layer.name}'"
+        if reason is not None: out['cudnn_path'] = f"not taken: {reason}"
+        elif inputs is None: out['cudnn_path'] = "taken for CuPy float inputs (masks: right-padded) where cuDNN loads"
+        else: out['cudnn_path'] = "taken"
+    return out

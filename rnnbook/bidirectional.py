@@ -7,8 +7,8 @@ __all__ = ['MERGE_MODES', 'Bidirectional', 'merge']
 
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
-from .backend import flatten, is_nested
-from . import ops
+from .backend import flatten, is_nested, unwrap, array_module, compute_dtype
+from . import ops, cudnn, recurrent
 from .layer import Layer, serialize_layer, deserialize_layer
 
 # %% ../nbs/11_bidirectional.ipynb 6
@@ -122,6 +122,8 @@ class Bidirectional(Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
         fw_state, bw_state = self._split_initial_state(initial_state)
+        lengths = self._cudnn_pair(sequences, mask, training, constants)
+        if lengths is not False: return self._cudnn_call(sequences, fw_state, bw_state, lengths)
         kwargs = {'training': training}
         if mask is not None: kwargs['mask'] = mask
         if constants is not None: kwargs['constants'] = constants   # Keras 2: the same constants to both directions
@@ -139,6 +141,47 @@ class Bidirectional(Layer):
         if self.return_sequences: y_rev = y_rev[:, ::-1]      # back to the input's time order
         output = merge(y, y_rev, self.merge_mode)
         if not self.return_state: return output
+        return (*output, *states) if self.merge_mode is None else (output, *states)
+
+    # ---- one cuDNN call for both directions ------------------------------------------------------------------
+    def _cudnn_pair(self, sequences, mask, training, constants):
+        "The mask's lengths (None: no mask) when both directions run as one cuDNN call; False when they do not."
+        fw, bw = self.forward_layer, self.backward_layer
+        if (constants is not None or self.stateful or type(fw) is not type(bw)
+                or not isinstance(fw, recurrent._BuiltinRNN)
+                or fw.go_backwards or not bw.go_backwards or fw.units != bw.units
+                or fw.activity_regularizer is not None or bw.activity_regularizer is not None
+                or (training and (fw.cell.dropout or bw.cell.dropout))
+                or recurrent._act_name(fw.cell.activation) != recurrent._act_name(bw.cell.activation)
+                or fw.cell.dtype != bw.cell.dtype or recurrent.cudnn_config_reason(bw) is not None):
+            return False
+        if not (fw.built and bw.built): return False
+        if is_nested(mask): mask = (flatten(mask) or [None])[0]
+        why, lengths = recurrent._cudnn_check(fw, sequences, None if mask is None else unwrap(mask), None)
+        return False if why else lengths
+
+    def _cudnn_call(self, sequences, fw_state, bw_state, lengths):
+        "Both directions as one bidirectional cuDNN call (notebook 08a), merged as the two layers' outputs would be."
+        fw, bw = self.forward_layer, self.backward_layer
+        fw._check_inputs(sequences)
+        x = unwrap(sequences)
+        xp, (B, T) = array_module(x), x.shape[:2]
+        dtype = compute_dtype(x.dtype, fw.cell.dtype)
+        sequences = sequences.astype(dtype, copy=False)
+        def start(layer, given):
+            if given is None: return [xp.asarray(z).astype(dtype, copy=False) for z in flatten(layer.get_initial_state(B))]
+            return flatten(layer._check_initial_state(given, B, dtype, xp))
+        weights = [w for l in (fw, bw) for w in (l.cell.kernel, l.cell.recurrent_kernel, l.cell.bias)]
+        kind = {'LSTMCell': 'LSTM', 'GRUCell': 'GRU', 'SimpleRNNCell': 'SimpleRNN'}[fw.cell_class.__name__]
+        y, y_fw, y_bw, last_fw, last_bw, fw_new, bw_new = cudnn.cudnn_bidirectional(
+            kind, sequences, start(fw, fw_state), start(bw, bw_state), weights, lengths,
+            return_sequences=self.return_sequences, zero_output_for_mask=fw.zero_output_for_mask,
+            activation=recurrent._act_name(fw.cell.activation))
+        if not self.return_sequences: output = merge(last_fw, last_bw, self.merge_mode)
+        elif self.merge_mode == 'concat' and y is not None: output = y
+        else: output = merge(y_fw(), y_bw(), self.merge_mode)
+        if not self.return_state: return output
+        states = (*fw_new, *bw_new)
         return (*output, *states) if self.merge_mode is None else (output, *states)
 
     def compute_mask(self, inputs, mask=None):

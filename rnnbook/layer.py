@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['ArrayOps', 'Variable', 'snake_case', 'unique_name', 'check_positive_int', 'check_rate', 'check_bool',
            'set_weight_options', 'weight_options_config', 'MaskedArray', 'get_mask', 'with_mask',
-           'UnrecognizedArgumentError', 'call_params', 'Layer', 'serialize_layer', 'deserialize_layer']
+           'UnrecognizedArgumentError', 'call_params', 'build_module', 'Layer', 'serialize_layer', 'deserialize_layer']
 
 # %% ../nbs/06_layer.ipynb 3
 import collections
@@ -14,13 +14,13 @@ import inspect
 import re
 import numpy as np
 from .backend import (array_module, unwrap, to_numpy, standardize_dtype, floatx, is_float_dtype,
-                             flatten, map_structure, is_nested, pack_sequence_as)
+                             flatten, map_structure, is_nested, pack_sequence_as, to_device, cupy_module)
 from . import ops, initializers, regularizers, constraints
 
 # %% ../nbs/06_layer.ipynb 7
 class ArrayOps:
     "Array operators and methods as `rb.ops` calls, for classes holding an array (`Variable`, the tape's `Tensor`)."
-    __array_priority__ = 100  # NumPy defers `ndarray op x` to these operators
+    __array_priority__ = 1000  # NumPy and CuPy (whose arrays have 100) defer `array op x` to these operators
     def __getitem__(self, key): return ops.getitem(self, key)
     def __add__(self, o): return ops.add(self, o)
     def __radd__(self, o): return ops.add(o, self)
@@ -241,6 +241,11 @@ def _has_symbolic(x) -> bool:
 
 _BUILD_SCOPE = []   # the layers whose `build` is running, outermost first: weight paths are made from it
 
+def build_module(layer):
+    "The array module of the input `layer` (or the layer building it) was first called on: where its arrays live."
+    owners = [layer] + [l for l in reversed(_BUILD_SCOPE) if l is not layer]
+    return next((l.__dict__['_xp'] for l in owners if '_xp' in l.__dict__), np)
+
 def _scoped_build(build):
     "Wrap a subclass' `build`: weights it creates are named by the layers being built (`lstm/lstm_cell/kernel`)."
     @functools.wraps(build)
@@ -343,14 +348,30 @@ class Layer:
         value = np.asarray(init(shape, dtype=dtype), dtype=dtype)
         if tuple(value.shape) != shape:
             raise ValueError(f"Initializer for weight `{name}` returned shape {tuple(value.shape)}, expected {shape}.")
-        # the array module of the input this layer (or the layer building it) was first called on
-        owners = [self] + [l for l in reversed(_BUILD_SCOPE) if l is not self]
-        xp = next((l.__dict__['_xp'] for l in owners if '_xp' in l.__dict__), np)
+        xp = build_module(self)
         v = Variable(xp.asarray(value), name=name, trainable=trainable, dtype=dtype,
                      regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
         v.path = '/'.join([l.name for l in _BUILD_SCOPE if l is not self] + [self.name, v.name])
         self.__dict__.setdefault('_own_weights', []).append(v)
         return v
+
+    def to(self, device):
+        """Move every weight and state of this layer and its sublayers (and a compiled model's optimizer slots) to
+        `device` — `'cpu'`, `'gpu'` or `'gpu:N'` — and build later weights there; returns the layer, as in PyTorch."""
+        to_device(np.zeros(0), device)                          # checks `device` (and that CuPy is there for a GPU)
+        xp = np if device == 'cpu' else cupy_module()
+        layers = {id(l): l for l in [self] + self._all_sublayers()}.values()
+        moved = set()
+        def move(v):
+            if isinstance(v, Variable) and id(v) not in moved:
+                moved.add(id(v)); v._value = to_device(v._value, device)
+        for l in layers:
+            l.__dict__['_xp'] = xp
+            for value in list(l.__dict__.values()) + l.__dict__.get('_own_weights', []):
+                for leaf in (flatten(value) if is_nested(value) else [value]): move(leaf)
+        optimizer = self.__dict__.get('optimizer')
+        if hasattr(optimizer, 'to'): optimizer.to(device)
+        return self
 
     def get_weights(self) -> list:
         "NumPy copies of `weights`, in Keras' order."

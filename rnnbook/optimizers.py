@@ -138,6 +138,13 @@ class Optimizer:
         "The iteration counter, the learning rate (unless a schedule), then the slot variables in creation order."
         return list(self._variables)
 
+    def to(self, device):
+        "Move the slot variables to `device` (`Layer.to` calls this for a compiled model); the counters stay."
+        from rnnbook.backend import to_device
+        for _, slots in self._slot_vars.values():
+            for v in slots.values(): v._value = to_device(v._value, device)
+        return self
+
     # -- slots ---------------------------------------------------------------------------------------
     def _slot_groups(self) -> list:
         "Lists of `(slot name, initial value)`; Keras creates each group for all variables before the next."

@@ -4,15 +4,15 @@
 
 # %% auto 0
 __all__ = ['ACT_GRADS', 'fused_sigmoid', 'step_weights', 'StepInputs', 'MaskedOutputs', 'StepCotangents', 'simple_rnn_fused',
-           'simple_rnn_vjp', 'lstm_fused', 'lstm_vjp', 'gru_fused', 'gru_vjp', 'fused_grad_ok', 'fused_ok', 'SimpleRNN',
-           'GRU', 'LSTM']
+           'simple_rnn_vjp', 'lstm_fused', 'lstm_vjp', 'gru_fused', 'gru_vjp', 'fused_grad_ok', 'fused_ok',
+           'cudnn_config_reason', 'cudnn_reason', 'cudnn_ok', 'SimpleRNN', 'GRU', 'LSTM']
 
 # %% ../nbs/09_recurrent.ipynb 3
 import math
 from types import SimpleNamespace
 import numpy as np
-from .backend import array_module, unwrap
-from . import ops
+from .backend import array_module, unwrap, is_cupy_array, is_nested
+from . import ops, cudnn
 from .cells import SimpleRNNCell, GRUCell, LSTMCell
 from .rnn import RNN
 from .layer import Layer, UnrecognizedArgumentError
@@ -320,7 +320,7 @@ def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, *
     act, ract, at = saved.activation, saved.recurrent_activation, (lambda buf, k: None if buf is None else buf[k])
     xp = array_module(S); dt = S.dtype
     T, (U, B), D = saved.T, PC.shape[1:], x.shape[2]
-    cols = _gate_columns((0, 1, 3, 2), U)                                     # Keras columns of rows i, f, o, c̃
+    cols = xp.asarray(_gate_columns((0, 1, 3, 2), U))                         # Keras columns of rows i, f, o, c̃
     R = xp.ascontiguousarray(xp.asarray(recurrent_kernel, dtype=dt)[:, cols])   # (U, 4U)
     dZ = xp.empty((4 * U, T, B), dt)
     dz, tmp, tmp2, tmp3 = xp.empty((4 * U, B), dt), xp.empty((U, B), dt), xp.empty((U, B), dt), xp.empty((3 * U, B), dt)
@@ -424,7 +424,7 @@ def gru_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **opti
     # rows of dz: reset_after: q̄, z̄_z, z̄_r, ā_h (recurrent rows 0:3U, input rows U:4U); else z̄_z, z̄_r, ā_h
     off = U if ra else 0
     dZ = xp.empty(((4 if ra else 3) * U, T, B), dt)
-    if ra: Rq = xp.ascontiguousarray(Rk[:, _gate_columns((2, 0, 1), U)])   # (U, 3U): columns h, z, r
+    if ra: Rq = xp.ascontiguousarray(Rk[:, xp.asarray(_gate_columns((2, 0, 1), U))])   # (U, 3U): columns h, z, r
     else: Rzr, Uh = xp.ascontiguousarray(Rk[:, :2 * U]), xp.ascontiguousarray(Rk[:, 2 * U:])
     dz_all, tmp, drh, tmp2 = (xp.empty((dZ.shape[0], B), dt), xp.empty((U, B), dt), xp.empty((U, B), dt),
                               xp.empty((2 * U, B), dt))
@@ -455,7 +455,7 @@ def gru_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **opti
     Z = _flat(dZ, T)
     dKb = Z[off:] @ _flat(S, T, slice(U, None)).T                               # (3U, D + 1): [W̄ᵀ | b̄_in]
     dR = xp.empty((U, 3 * U), dt)
-    if ra: dR[:, _gate_columns((2, 0, 1), U)] = (Z[:3 * U] @ _flat(S, T, slice(0, U)).T).T
+    if ra: dR[:, xp.asarray(_gate_columns((2, 0, 1), U))] = (Z[:3 * U] @ _flat(S, T, slice(0, U)).T).T
     else:
         dR[:, :2 * U] = (Z[:2 * U] @ _flat(S, T, slice(0, U)).T).T
         dR[:, 2 * U:] = (Z[2 * U:] @ _flat(saved.RH, T).T).T
@@ -485,6 +485,54 @@ def fused_ok(layer, training) -> bool:
             and not (training and cell.dropout > 0 and getattr(cell, 'implementation', 2) == 1)
             and not any(a in _NOT_ELEMENTWISE for a in _activations(cell))
             and (not _recording() or fused_grad_ok(layer)))
+
+_CUDNN_ACTIVATIONS = {'SimpleRNN': ('tanh', 'relu'), 'GRU': ('tanh',), 'LSTM': ('tanh',)}
+
+def _act_name(f):
+    for name in ('tanh', 'relu', 'sigmoid'):
+        if f is activations.get(name): return name
+    return getattr(f, '__name__', repr(f))
+
+def cudnn_config_reason(layer):
+    "None when `layer`'s arguments allow cuDNN (Keras 3's rules), else why not: the call's data is checked apart."
+    cell, kind = layer.cell, type(layer).__name__
+    if type(cell) is not layer.cell_class: return f"its cell is a {type(cell).__name__}, not a {layer.cell_class.__name__}"
+    if getattr(layer, 'use_cudnn', 'auto') is False: return "use_cudnn=False"
+    kind = {SimpleRNNCell: 'SimpleRNN', GRUCell: 'GRU', LSTMCell: 'LSTM'}[layer.cell_class]
+    act = _act_name(cell.activation)
+    if act not in _CUDNN_ACTIVATIONS[kind]:
+        return f"activation={act!r} (cuDNN's {kind} computes {' or '.join(map(repr, _CUDNN_ACTIVATIONS[kind]))})"
+    if kind != 'SimpleRNN' and _act_name(cell.recurrent_activation) != 'sigmoid':
+        return f"recurrent_activation={_act_name(cell.recurrent_activation)!r} (cuDNN computes 'sigmoid')"
+    if layer.unroll: return "unroll=True"
+    if not cell.use_bias: return "use_bias=False"
+    if cell.recurrent_dropout: return f"recurrent_dropout={cell.recurrent_dropout}"
+    if kind == 'GRU' and not cell.reset_after: return "reset_after=False (cuDNN's GRU is reset_after=True)"
+    return None
+
+def _cudnn_check(layer, sequences, mask, constants):
+    "`(reason, lengths)`: reason None when this call runs cuDNN, with the mask as host sequence lengths."
+    why = cudnn_config_reason(layer)
+    if why: return why, None
+    if constants is not None: return "constants were passed", None
+    if is_nested(sequences) or not is_cupy_array(unwrap(sequences)):
+        return "the inputs are not CuPy arrays (cuDNN runs on GPU data)", None
+    dt = unwrap(sequences).dtype
+    if dt.name not in ('float32', 'float64'): return f"dtype {dt.name} (the cuDNN path serves float32 and float64)", None
+    why = cudnn.library_reason()
+    if why: return why, None
+    if mask is None: return None, None
+    lengths = cudnn.sequence_lengths(mask)
+    if lengths is None: return "the mask is not right-padded, or a sample has no valid step", None
+    return None, lengths
+
+def cudnn_reason(layer, sequences, mask=None, constants=None):
+    "None when `layer(sequences, mask=mask)` runs cuDNN; otherwise the reason it runs the loop."
+    return _cudnn_check(layer, sequences, mask, constants)[0]
+
+def cudnn_ok(layer, sequences, mask=None, constants=None) -> bool:
+    "Whether this call of `layer` runs cuDNN (`cudnn_reason` is None)."
+    return cudnn_reason(layer, sequences, mask, constants) is None
 
 def _weights(cell):
     "The cell's kernel, recurrent kernel and bias `Variable`s (None without bias): a tape sees them."
@@ -541,14 +589,26 @@ class _BuiltinRNN(RNN):
     def from_config(cls, config): return cls(**config)
 
     def inner_loop(self, sequences, initial_state, mask, training=False, constants=None):
-        if self.has_cudnn and self.use_cudnn is True:   # the cuDNN path arrives with the GPU notebook; never pretend to use it
+        why, lengths = _cudnn_check(self, sequences, mask, constants)
+        if why is None:
+            return self.cudnn_loop(_input_dropout(self.cell, sequences, training), initial_state, lengths)
+        if self.has_cudnn and self.use_cudnn is True:
             raise ValueError("use_cudnn=True was specified, but cuDNN is not supported for this layer configuration "
-                             "with this backend. Pass use_cudnn='auto' to fallback to a non-cuDNN implementation.")
+                             f"with this backend. Pass use_cudnn='auto' to fallback to a non-cuDNN implementation. "
+                             f"(Here: {why}.)")
         if constants is None and fused_ok(self, training):
             opts = dict(mask=mask, go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
                         return_sequences=self.return_sequences)
             return self.fused_loop(_input_dropout(self.cell, sequences, training), initial_state, opts)
         return super().inner_loop(sequences, initial_state, mask, training, constants)
+
+    def cudnn_loop(self, x, initial_state, lengths=None):
+        "cuDNN's kernel over the whole sequence, with the loop's conventions (notebook 08a)."
+        c = self.cell
+        kind = {SimpleRNNCell: 'SimpleRNN', GRUCell: 'GRU', LSTMCell: 'LSTM'}[self.cell_class]
+        return cudnn.cudnn_sequence(kind, x, list(initial_state), [c.kernel, c.recurrent_kernel, c.bias], lengths,
+                                    go_backwards=self.go_backwards, return_sequences=self.return_sequences,
+                                    zero_output_for_mask=self.zero_output_for_mask, activation=_act_name(c.activation))
 
 class SimpleRNN(_BuiltinRNN):
     "Fully connected RNN whose output is fed back as input: `RNN(SimpleRNNCell(units, ...))`, fused."

@@ -9,7 +9,7 @@ __all__ = ['rnn_loop', 'recorded_loop', 'RNN']
 import numpy as np
 from .backend import (array_module, unwrap, flatten, pack_sequence_as, is_nested, map_structure,
                              compute_dtype)
-from .layer import Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params
+from .layer import Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params, build_module
 from .cells import StackedRNNCells, state_shapes, flat_state_shapes, zero_states, DropoutRNNCell
 from . import ops
 
@@ -168,8 +168,8 @@ class RNN(Layer):
         "Zero states for `batch_size` samples, nested like the cell's states."
         return zero_states(self.cell, batch_size, self.cell.dtype if isinstance(self.cell, Layer) else self.dtype)
 
-    def _create_states(self, batch_size, values=None):
-        xp = self.__dict__.get('_xp', np)
+    def _create_states(self, batch_size, values=None, xp=None):
+        xp = xp or build_module(self)
         zeros = self.get_initial_state(batch_size)
         flat = flatten(zeros) if values is None else values
         self.states = pack_sequence_as(zeros, [Variable(xp.asarray(unwrap(v)), name='rnn_state', trainable=False,
@@ -293,7 +293,7 @@ class RNN(Layer):
             finally:
                 _reset_dropout(self.cell)
         if self.stateful:
-            if self.states is None: self._create_states(B)
+            if self.states is None: self._create_states(B, xp=xp)    # where this call's data lives
             for v, s in zip(flatten(self.states), flatten(states)): v.assign(s)
         output = outputs if self.return_sequences else last
         return [output, *states] if self.return_state else output

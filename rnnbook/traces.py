@@ -8,7 +8,7 @@ __all__ = ['STEPS', 'lstm_step', 'gru_step', 'simple_rnn_step', 'Trace', 'trace'
 
 # %% ../nbs/30_traces.ipynb 3
 import numpy as np
-from .backend import to_numpy, flatten, is_nested
+from .backend import to_numpy, flatten, is_nested, map_structure, is_cupy_array, device_of, to_device
 from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells
 from .rnn import RNN
 from .bidirectional import Bidirectional, merge
@@ -132,10 +132,16 @@ def _layer_outputs(layer, outs, states):
     if isinstance(layer.cell, StackedRNNCells): return [out, *[list(s) for s in states]]
     return [out, *states[0]]
 
+def _on_layer_device(layer, x):
+    "The NumPy arrays of `x` (a nest; None stays) moved to the device of `layer`'s weights (a layer built on the GPU)."
+    w = next((w for w in layer.weights if is_cupy_array(w.value)), None)
+    if w is None or x is None: return x
+    return map_structure(lambda a: to_device(a, device_of(w)) if isinstance(a, np.ndarray) else a, x)
+
 def _call_without_side_effects(layer, x, **kw):
-    "Call a (possibly stateful) layer and put its states back afterwards."
+    "Call a (possibly stateful) layer on its weights' device and put its states back afterwards."
     saved = [v.numpy() for v in flatten(layer.states)] if getattr(layer, 'states', None) is not None else None
-    try: return layer(x, **kw)
+    try: return layer(_on_layer_device(layer, x), **{k: _on_layer_device(layer, v) for k, v in kw.items()})
     finally:
         if saved is not None:
             for v, s in zip(flatten(layer.states), saved): v.assign(s)
@@ -233,6 +239,6 @@ def trace_batches(layer, batches, resets=()):
         if not layer.built: _call_without_side_effects(layer, xb)
         t = trace(layer, xb)
         state_in = [s.copy() for s in t.initial_states]
-        _check(layer(xb), t.outputs, f"batch {k} of layer {layer.name!r}")       # really advance the states
+        _check(layer(_on_layer_device(layer, xb)), t.outputs, f"batch {k} of layer {layer.name!r}")  # advance the states
         out.append(BatchTrace(k, t, state_in, [v.numpy() for v in flatten(layer.states)], k in resets))
     return out

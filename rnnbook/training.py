@@ -214,8 +214,12 @@ def _num_samples(*datas):
     return sizes.pop()
 
 def _take(data, index):
+    "The rows `index` (a slice or a NumPy array of positions) of every array of `data`, on each array's device."
     if data is None: return None
-    return map_structure(lambda a: a[index], data) if is_nested(data) else data[index]
+    def pick(a):
+        if isinstance(index, np.ndarray) and array_module(a) is not np: return a[array_module(a).asarray(index)]
+        return a[index]
+    return map_structure(pick, data) if is_nested(data) else pick(data)
 
 def _split_validation(x, y, sample_weight, validation_split):
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.number)) or \

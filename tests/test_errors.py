@@ -264,8 +264,10 @@ ERRORS = {
     'stacked_unused_kwarg': Row('recurrent call', E, '`StackedRNNCells` gets a keyword argument none of its cells takes',
                                 run(lambda: L.StackedRNNCells([L.SimpleRNNCell(2)], name='stack').call(
                                     np.ones((2, 3)), [np.zeros((2, 2))], constants=[1])), ('constants', '[1]')),
-    'use_cudnn_true': Row('recurrent call', E, '`use_cudnn=True` (there is no cuDNN path on this backend yet)',
-                          call(lambda: L.LSTM(3, use_cudnn=True, name='lstm'), x3()), ('use_cudnn=True', "'auto'")),
+    'use_cudnn_true': Row('recurrent call', E, '`use_cudnn=True` where cuDNN cannot serve the call (NumPy data, no '
+                          'cuDNN, an argument or mask cuDNN does not take); the message ends with the reason',
+                          call(lambda: L.LSTM(3, use_cudnn=True, name='lstm'), x3()),
+                          ('use_cudnn=True', "'auto'", 'not CuPy arrays')),
     'cell_step_input': Row('recurrent call', E, 'a cell called on a step input that is not `(batch, input_dim)`',
                            call(lambda: L.LSTMCell(3, name='cell'), x3()[:, :, :3], [np.zeros((2, 3))] * 2),
                            ('Input 0', '(2, 3, 3)')),
@@ -402,6 +404,12 @@ ERRORS = {
     'cudnn_mask': Row('CuDNN layers', E, 'a mask (cuDNN layers take none)',
                       call(lambda: L.CuDNNGRU(2, name='cudnn'), x3(), mask=np.ones((2, 3), bool), build=x3()),
                       ('Masking', "'cudnn'")),
+    'cudnn_weight_shape': Row('cuDNN', E, 'Keras weights that do not fit the cuDNN weight table',
+                              run(lambda: rb.cudnn.keras_to_flat('LSTM', [[np.ones((3, 8)), np.ones((2, 8)), np.ones(8)]],
+                                                                 rb.cudnn.emulated_weight_table('LSTM', 4, 2))),
+                              ('matrix of shape (2, 4)', 'shape (2, 3)')),
+    'cudnn_kind': Row('cuDNN', E, 'a cell kind cuDNN does not have', run(lambda: rb.cudnn.emulated_weight_table('RNN', 3, 2)),
+                      ('`kind`', "'RNN'")),
     # ---- models -------------------------------------------------------------------------------------------------
     'input_shape_and_batch_shape': Row('models', E, '`Input` gets both `shape` and `batch_shape`, or neither',
                                        run(lambda: rb.Input(shape=(3,), batch_shape=(2, 3))), ('`shape`', '`batch_shape`')),

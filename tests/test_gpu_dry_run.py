@@ -1,0 +1,22 @@
+"""The GPU acceptance suite (tests/test_gpu.py) run on the CPU through the CuPy emulator and the cuDNN stand-in.
+
+On a machine without a GPU test_gpu.py skips; this runs it in a subprocess with gpu_dry_run_plugin.py, so a bug in
+the suite (or in rnnbook's GPU path, as far as the stand-ins reach) shows up here rather than on the GPU."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_gpu_suite_passes_on_the_emulators():
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get('PYTHONPATH', '')])}
+    r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'gpu_dry_run_plugin', '-p', 'no:cacheprovider',
+                        str(TESTS / 'test_gpu.py')], capture_output=True, text=True, env=env, cwd=TESTS.parent,
+                       timeout=600)
+    tail = r.stdout[-3000:] + r.stderr[-2000:]
+    assert r.returncode == 0, tail
+    summary = r.stdout.strip().splitlines()[-1]
+    passed = int(summary.split(' passed')[0].split()[-1])
+    assert passed >= 400, summary            # the suite ran, not skipped
