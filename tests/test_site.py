@@ -100,7 +100,9 @@ def crawl(server):
                     external.append(r.request.url); r.abort()
             ctx.route('**/*', route)
             page = ctx.new_page()
-            page.on('requestfailed', lambda q: failed.append(f'{q.url} ({q.failure})'))
+            aborted = []       # cancelled when the crawl moved on (e.g. the favicon): fetched again below
+            page.on('requestfailed', lambda q: (aborted if 'ERR_ABORTED' in str(q.failure) else failed).append(
+                q.url if 'ERR_ABORTED' in str(q.failure) else f'{q.url} ({q.failure})'))
             page.on('response', lambda s: s.status >= 400 and failed.append(f'{s.url} (HTTP {s.status})'))
             todo, seen = [server + 'index.html'], set()
             while todo:
@@ -123,6 +125,9 @@ def crawl(server):
                         link, _ = urldefrag(href)
                         if link.startswith(server) and link not in seen: todo.append(link)
                 pages[url[len(server):]] = info
+            for url in dict.fromkeys(aborted):
+                r = page.request.get(url)
+                if r.status != 200: failed.append(f'{url} (aborted, then HTTP {r.status})')
         finally:
             browser.close()
     return {'pages': pages, 'external': external, 'failed': failed}
