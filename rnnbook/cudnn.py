@@ -203,7 +203,7 @@ def keras_to_flat(kind, weights, table, xp=np, dtype=None, size=None):
         if tuple(block.shape) != tuple(e.shape):
             raise ValueError(f"cuDNN expects a {e.part} of shape {tuple(e.shape)} for linear layer {e.lin_id} of "
                              f"direction {e.pseudo_layer}, but the Keras weights give shape {tuple(block.shape)}.")
-        flat[e.offset:e.offset + block.size] = block.ravel()
+        flat[e.offset:e.offset + block.size].reshape(e.shape)[...] = block     # one strided copy, no temporary
     return flat
 
 def flat_to_keras(kind, flat, table, input_dim, units, directions=1, gradient=False) -> list:
@@ -469,10 +469,13 @@ def cudnn_sequence(kind, x, states, weights, lengths=None, go_backwards=False, r
         if lengths is None: seq = y
         else: seq = _gather(y, *gather_plan(lengths, T, go_backwards, not zero_output_for_mask))
     last = new[0]
-    if lengths is not None and zero_output_for_mask and not go_backwards:     # the last step masked: a zero output
-        last = ops.multiply(last, array_module(unwrap(last)).asarray((np.asarray(lengths) == T)[:, None],
-                                                                       dtype=unwrap(last).dtype))
+    if lengths is not None and zero_output_for_mask and not go_backwards: last = _zero_where_cut(last, lengths, T)
     return last, seq, new
+
+def _zero_where_cut(last, lengths, T):
+    "The last output with zeros for samples whose last step is padding (the loop with `zero_output_for_mask`)."
+    keep = (np.asarray(lengths) == T)[:, None]
+    return ops.multiply(last, array_module(unwrap(last)).asarray(keep, dtype=unwrap(last).dtype))
 
 # %% ../nbs/08a_cudnn.ipynb 22
 def cudnn_bidirectional(kind, x, fw_states, bw_states, weights, lengths=None, return_sequences=True,
@@ -491,9 +494,7 @@ def cudnn_bidirectional(kind, x, fw_states, bw_states, weights, lengths=None, re
     bw_new = [ops.getitem(hy, 1)] + ([ops.getitem(cy, 1)] if lstm else [])
     U = unwrap(fw_new[0]).shape[-1]
     last_fw = fw_new[0]
-    if lengths is not None and zero_output_for_mask:
-        last_fw = ops.multiply(last_fw, array_module(unwrap(last_fw)).asarray(
-            (np.asarray(lengths) == T)[:, None], dtype=unwrap(last_fw).dtype))
+    if lengths is not None and zero_output_for_mask: last_fw = _zero_where_cut(last_fw, lengths, T)
     if not return_sequences: return None, None, None, last_fw, bw_new[0], fw_new, bw_new
     y_bw = lambda: ops.getitem(y, (Ellipsis, slice(U, None)))
     if lengths is not None and not zero_output_for_mask:          # the forward half repeats its last valid output

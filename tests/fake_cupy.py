@@ -415,11 +415,24 @@ _cuda.get_current_stream = lambda *a: _Stream.null
 _cuda.get_device_id = lambda: _DEVICE_STACK[-1]
 _runtime = types.ModuleType('cupy.cuda.runtime')
 _runtime.getDeviceCount = lambda: 1
+_runtime.getDeviceProperties = lambda i: {'name': b'CuPy emulator (host memory)', 'multiProcessorCount': 0}
+_runtime.runtimeGetVersion = lambda: 0
 _runtime.deviceSynchronize = lambda: None
 _runtime.getDevice = lambda: _DEVICE_STACK[-1]
 _cuda.runtime = _runtime
 _cuda.is_available = lambda: True
 _cupy.cuda = _cuda
+
+
+class _MemoryPool:
+    "CuPy's default memory pool, as far as benchmarks ask (host memory here: nothing is pooled)."
+    def free_all_blocks(self): pass
+    def used_bytes(self): return 0
+    def total_bytes(self): return 0
+
+
+_POOL = _MemoryPool()
+_cupy.get_default_memory_pool = lambda: _POOL
 _cupy.cuda.Device = Device
 
 # cupyx: scatter_add (used for gradients of indexing) and scipy.special.erf

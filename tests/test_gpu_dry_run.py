@@ -20,3 +20,16 @@ def test_gpu_suite_passes_on_the_emulators():
     summary = r.stdout.strip().splitlines()[-1]
     passed = int(summary.split(' passed')[0].split()[-1])
     assert passed >= 400, summary            # the suite ran, not skipped
+
+
+def test_gpu_benchmark_runs_on_the_emulators():
+    "bench/bench_gpu.py end to end on the emulators (its timings mean nothing here; that it runs and checks does)."
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get('PYTHONPATH', '')])}
+    code = ("import sys, runpy, gpu_dry_run_plugin; "
+            "sys.argv = ['bench_gpu.py', '--quick', '--repeats', '1', '--warmup', '0']; "
+            "runpy.run_path('bench/bench_gpu.py', run_name='__main__')")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=TESTS.parent,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [l for l in r.stdout.splitlines() if l.startswith('| LSTM') or l.startswith('| GRU')]
+    assert len(rows) == 4 and all('ms' in l for l in rows), r.stdout[-2000:]
