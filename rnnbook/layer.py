@@ -12,8 +12,9 @@ import collections
 import functools
 import inspect
 import re
+import weakref
 import numpy as np
-from .backend import (array_module, unwrap, to_numpy, standardize_dtype, floatx, is_float_dtype,
+from .backend import (is_cupy_array, array_module, unwrap, to_numpy, standardize_dtype, floatx, is_float_dtype,
                              flatten, map_structure, is_nested, pack_sequence_as, to_device, cupy_module)
 from . import ops, initializers, regularizers, constraints
 
@@ -171,17 +172,33 @@ class MaskedArray(np.ndarray):
 
 def _plain(a): return a.view(np.ndarray) if isinstance(a, MaskedArray) else a
 
+_GPU_MASKS = {}   # id(CuPy array) -> (weak reference to it, mask): a CuPy array takes no attributes
+
 def get_mask(x):
     "The mask attached to `x` by the layer that produced it, or None."
-    return getattr(x, '_keras_mask', None)
+    mask = getattr(x, '_keras_mask', None)
+    if mask is not None or not is_cupy_array(x): return mask
+    entry = _GPU_MASKS.get(id(x))
+    return entry[1] if entry is not None and entry[0]() is x else None
+
+def _gpu_with_mask(x, mask):
+    "A new CuPy array object on `x`'s memory, with `mask` kept beside it for as long as the object lives."
+    out = x.view()
+    if mask is None: return out
+    key = id(out)
+    def forget(ref): 
+        if _GPU_MASKS.get(key, (None,))[0] is ref: del _GPU_MASKS[key]
+    _GPU_MASKS[key] = (weakref.ref(out, forget), mask)
+    return out
 
 def with_mask(x, mask):
     "A view of array `x` carrying `mask` (`(batch, timesteps)` booleans, or None to drop it)."
     if getattr(x, '_rb_tensor', False): return x._with_mask(mask)   # a value recorded by a gradient tape
     x = unwrap(x)
+    if is_cupy_array(x): return _gpu_with_mask(x, mask)
     if mask is None: return _plain(x)
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"Invalid value for argument `x`: expected a NumPy array to attach a mask to, "
+        raise TypeError(f"Invalid value for argument `x`: expected a NumPy or CuPy array to attach a mask to, "
                         f"received {type(x).__name__}.")
     out = x.view(MaskedArray)
     out._keras_mask = mask
@@ -473,7 +490,7 @@ class Layer:
         flat_out = flatten(outputs)
         flat_masks = flatten(masks) if is_nested(masks) else [masks]
         flat_masks = flat_masks + [None] * (len(flat_out) - len(flat_masks))
-        can_carry = lambda o: isinstance(o, np.ndarray) or getattr(o, '_rb_tensor', False)  # CuPy: the GPU notebook
+        can_carry = lambda o: isinstance(o, np.ndarray) or is_cupy_array(o) or getattr(o, '_rb_tensor', False)
         attached = [with_mask(o, m) if m is not None and can_carry(o) else o for o, m in zip(flat_out, flat_masks)]
         return pack_sequence_as(outputs, attached) if is_nested(outputs) else attached[0]
 

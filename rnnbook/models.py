@@ -16,7 +16,7 @@ import os
 import re
 import numpy as np
 from .backend import flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx, array_module
-from .layer import Layer, Variable, with_mask, get_mask, serialize_layer, deserialize_layer, unique_name
+from .layer import Layer, Variable, with_mask, serialize_layer, deserialize_layer, unique_name
 from .core import Embedding
 from . import layer as _layer_module
 from .training import Trainer
@@ -214,16 +214,6 @@ def _node_levels(inputs, outputs):
     position = {id(t.node): i for i, t in enumerate(inputs)}
     return sorted(level, key=lambda n: (level[n], position.get(id(n), 0), n.id))
 
-def _carries_mask(x) -> bool:
-    "Whether `x` can carry a mask: NumPy arrays and traced values can, CuPy arrays cannot (their class has no slots)."
-    return getattr(x, '_rb_tensor', False) or isinstance(unwrap(x), np.ndarray)
-
-def _handed_mask(layer, inputs, outputs, previous_mask):
-    "The mask of `outputs` to hand to the next layer where they cannot carry it (CuPy arrays), else None."
-    if is_nested(outputs) or _carries_mask(outputs) or not layer.supports_masking: return None
-    mask = layer.compute_mask(inputs, previous_mask)
-    return None if is_nested(mask) else mask
-
 def _attach_masks(inputs, masks):
     "Put back the input masks `Layer.__call__` hands over separately (NumPy arrays and traced values carry masks)."
     def attach(x, m):
@@ -309,28 +299,17 @@ class Model(Trainer, Layer):
                                  f"shape={t.shape}, found shape={shape}")
         return flat
 
-    def _run_graph(self, inputs, training=None, masks=None):
+    def _run_graph(self, inputs, training=None):
         "Replay the nodes on arrays: each layer is called as it was on the placeholders."
-        flat = self._match_inputs(inputs)
-        values = {id(t): x for t, x in zip(self.inputs, flat)}
-        # masks handed over explicitly where the arrays cannot carry them (CuPy): placeholder id -> mask
-        handed = {id(t): m for t, x, m in zip(self.inputs, flat, masks or [None] * len(flat))
-                  if m is not None and not _carries_mask(x)}
+        values = {id(t): x for t, x in zip(self.inputs, self._match_inputs(inputs))}
         def get(v): return values[id(v)] if is_symbolic(v) else v
         fill = lambda v: map_structure(get, v) if is_nested(v) else get(v)
         for node in self._graph_nodes:
             args = [fill(a) for a in node.args]
             kwargs = {k: fill(v) for k, v in node.kwargs.items()}
             if training is not None and 'training' not in kwargs: kwargs['training'] = training
-            first = node.args[0] if node.args else None
-            m = handed.get(id(first)) if first is not None and not is_nested(first) else None
-            if m is not None and kwargs.get('mask') is None: kwargs['mask'] = m
             out = node.layer(*args, **kwargs)
             for t, o in zip(node.flat_outputs, flatten(out) if is_nested(out) else [out]): values[id(t)] = o
-            if args and not is_nested(out) and not _carries_mask(out):
-                m = _handed_mask(node.layer, args[0], out, kwargs.get('mask') if kwargs.get('mask') is not None
-                                 else (None if is_nested(args[0]) else get_mask(args[0])))
-                if m is not None: handed[id(node.flat_outputs[0])] = m
         outputs = self._graph[1]
         return map_structure(get, outputs) if is_nested(outputs) else get(outputs)
 
@@ -340,7 +319,7 @@ class Model(Trainer, Layer):
             raise NotImplementedError(f"Model '{self.name}' has no `call`: subclass `rb.Model` and define "
                                       "`call(self, inputs, training=False)`, or build it with `rb.Model(inputs, outputs)`.")
         if mask is not None: inputs = _attach_masks(inputs, mask)
-        return self._run_graph(inputs, training, None if mask is None else (flatten(mask) if is_nested(mask) else [mask]))
+        return self._run_graph(inputs, training)
 
     def compute_mask(self, inputs, previous_mask):
         "None: a model's outputs keep the masks its layers attached."
@@ -522,12 +501,8 @@ class Sequential(Model):
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None: inputs = _attach_masks(inputs, mask)
-        x, m = inputs, (mask if mask is not None and not is_nested(inputs) and not _carries_mask(inputs) else None)
-        for layer in self._stack:      # `m`: the mask handed over explicitly where arrays cannot carry it (CuPy)
-            kw = {} if training is None else {'training': training}
-            if m is not None: kw['mask'] = m
-            y = layer(x, **kw)
-            m, x = _handed_mask(layer, x, y, m if m is not None else get_mask(x)), y
+        x = inputs
+        for layer in self._stack: x = layer(x) if training is None else layer(x, training=training)
         return x
 
     def get_config(self):

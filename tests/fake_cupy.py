@@ -83,7 +83,7 @@ def _binop(name, reflected=False, inplace=False):
 class ndarray:
     "A CuPy-like array holding a NumPy array in `_a` (memory shared with views)."
     __array_priority__ = 100
-    __slots__ = ('_a',)     # as `cupy.ndarray`: no attributes can be attached (e.g. a Keras mask)
+    __slots__ = ('_a', '__weakref__')   # as `cupy.ndarray`: no attributes can be attached, weak references can
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order='C'):
         self._a = np.empty(shape, dtype=dtype, order=order)

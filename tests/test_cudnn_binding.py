@@ -379,3 +379,37 @@ def test_library_without_cudnn_raises_unavailable_with_a_hint(monkeypatch):
         cudnn._Desc('Tensor')
     monkeypatch.undo()
     assert cudnn.library() is LIB and cudnn.library_reason() is None
+
+
+# ---- the calls that need a GPU, marshalled as rnnbook marshals them ---------------------------------------------------
+
+def test_gpu_calls_reach_cudnn_with_rnnbooks_argument_forms():
+    """Every handle-taking call, with the argument forms Plan/_forward/cudnn_rnn_vjp use (descriptor objects, byref
+    outputs, the lengths pointer cast), passes ctypes' conversion and reaches cuDNN, which answers BAD_PARAM for the
+    NULL handle of this GPU-less machine (a marshalling mistake would raise ctypes.ArgumentError instead)."""
+    h, P = ctypes.c_void_p(), ctypes.c_void_p
+    rnn = cudnn.rnn_descriptor(cudnn.CUDNN_LSTM, 'float32', 5, 4, 2)
+    lengths = np.array([3, 2, 1], np.int32)
+    fill = ctypes.c_float(0)
+    xd, yd = cudnn._Desc('RNNData'), cudnn._Desc('RNNData')
+    for d, width in ((xd, 5), (yd, 8)):
+        LIB.call('cudnnSetRNNDataDescriptor', d, cudnn.CUDNN_DATA_FLOAT, cudnn.CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED,
+                 3, 3, width, lengths.ctypes.data_as(ctypes.POINTER(ctypes.c_int)), ctypes.byref(fill))
+    sd = cudnn.tensor_desc(cudnn.CUDNN_DATA_FLOAT, (2, 3, 4))
+    m, b, ma, ba = cudnn._Desc('Tensor'), cudnn._Desc('Tensor'), P(), P()
+    size, work, reserve = ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t()
+    dev_lengths = ctypes.cast(P(lengths.ctypes.data), cudnn._pi)
+    buf = P(1 << 20)                                            # never dereferenced: cuDNN stops at the handle
+    calls = [('cudnnGetRNNWeightSpaceSize', (h, rnn, ctypes.byref(size))),
+             ('cudnnGetRNNWeightParams', (h, rnn, 0, 1024, buf, 0, m, ctypes.byref(ma), b, ctypes.byref(ba))),
+             ('cudnnGetRNNTempSpaceSizes', (h, rnn, cudnn.CUDNN_FWD_MODE_TRAINING, xd, ctypes.byref(work),
+                                            ctypes.byref(reserve))),
+             ('cudnnRNNForward', (h, rnn, cudnn.CUDNN_FWD_MODE_TRAINING, dev_lengths, xd, buf, yd, buf, sd, buf, buf,
+                                  sd, buf, buf, 1024, buf, 256, buf, 64, buf)),
+             ('cudnnRNNBackwardData_v8', (h, rnn, dev_lengths, yd, buf, buf, xd, buf, sd, buf, buf, buf, sd, None, None,
+                                          None, 1024, buf, 256, buf, 64, buf)),
+             ('cudnnRNNBackwardWeights_v8', (h, rnn, cudnn.CUDNN_WGRAD_MODE_ADD, dev_lengths, xd, buf, sd, buf, yd, buf,
+                                             1024, buf, 256, buf, 64, buf))]
+    for name, args in calls:
+        with pytest.raises(CuDNNError, match=f'{name} failed with status 2000 \\(CUDNN_STATUS_BAD_PARAM\\)'):
+            LIB.call(name, *args)

@@ -192,14 +192,26 @@ def test_masking_then_lstm(cp):
     check(gpu(cp.asarray(x), mask=cp.asarray(x[..., 0] != 5)), cpu(x, mask=x[..., 0] != 5))
 
 
-@pytest.mark.xfail(strict=True, reason="a CuPy array cannot carry `_keras_mask` (cupy.ndarray has __slots__), so a "
-                   "mask made by one layer called by hand (Masking()(x)) does not reach the next one on the GPU: "
-                   "Layer._attach_masks drops it ('CuPy: the GPU notebook'); models hand masks over explicitly")
 def test_masking_layer_by_layer(cp):
+    "A mask made by one layer called by hand reaches the next on the GPU, as on NumPy (kept beside the CuPy array)."
     x = data(3, 5, 2)
     x[0, 3:] = 0
     cpu, gpu = twins(lambda: LSTM(4, return_sequences=True), x, cp)
-    check(gpu(Masking(0.0)(cp.asarray(x))), cpu(Masking(0.0)(x)))
+    masked = Masking(0.0)(cp.asarray(x))
+    check(rb.get_mask(masked), rb.get_mask(Masking(0.0)(x)), exact=True)
+    check(gpu(masked), cpu(Masking(0.0)(x)))
+    assert rb.get_mask(masked + 1) is None and rb.get_mask(masked[:, :2]) is None   # derived arrays: no mask
+    assert rb.get_mask(rb.with_mask(masked, None)) is None
+
+
+def test_gpu_masks_live_as_long_as_their_array(cp):
+    import gc
+    from rnnbook import layer as layer_module
+    before = len(layer_module._GPU_MASKS)
+    a = rb.with_mask(cp.asarray(np.ones((2, 3))), cp.asarray(np.ones((2, 3), bool)))
+    assert len(layer_module._GPU_MASKS) == before + 1 and rb.get_mask(a) is not None
+    del a; gc.collect()
+    assert len(layer_module._GPU_MASKS) == before
 
 
 def test_embedding_mask_zero_then_lstm(cp):
