@@ -242,12 +242,14 @@ def rnn_mode(kind, activation='tanh') -> int:
     return {'tanh': CUDNN_RNN_TANH, 'relu': CUDNN_RNN_RELU}[activation]
 
 def rnn_descriptor(mode, dtype, input_dim, units, directions=1) -> _Desc:
-    "A one-layer RNN descriptor: double bias, padded IO, FMA math (exact float32), no projection, no dropout."
+    """A one-layer RNN descriptor: double bias, padded IO, no projection, no dropout; float32 with FMA math (no TF32
+    rounding on tensor cores), float64 with the default math (there is no reduced-precision path for doubles)."""
     code = _DTYPES[np.dtype(dtype).name]
     d = _Desc('RNN')
     d.lib.call('cudnnSetRNNDescriptor_v8', d, CUDNN_RNN_ALGO_STANDARD, mode, CUDNN_RNN_DOUBLE_BIAS,
                CUDNN_BIDIRECTIONAL if directions == 2 else CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, code, code,
-               CUDNN_FMA_MATH, int(input_dim), int(units), int(units), 1, None, CUDNN_RNN_PADDED_IO_ENABLED)
+               CUDNN_FMA_MATH if code == CUDNN_DATA_FLOAT else CUDNN_DEFAULT_MATH, int(input_dim), int(units),
+               int(units), 1, None, CUDNN_RNN_PADDED_IO_ENABLED)
     return d
 
 def read_rnn_descriptor(d) -> dict:

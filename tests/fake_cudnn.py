@@ -131,7 +131,7 @@ class FakeCuDNN:
                                  dropout, aux):
         assert (bias, inmode, layers, proj, aux) == (cudnn.CUDNN_RNN_DOUBLE_BIAS, cudnn.CUDNN_LINEAR_INPUT, 1, hid,
                                                      cudnn.CUDNN_RNN_PADDED_IO_ENABLED)
-        assert dt == prec and math == cudnn.CUDNN_FMA_MATH
+        assert dt == prec and math == (cudnn.CUDNN_FMA_MATH if dt == cudnn.CUDNN_DATA_FLOAT else cudnn.CUDNN_DEFAULT_MATH)
         o = self._obj(d)
         o.update(kind_name=_KIND[mode], activation='relu' if mode == cudnn.CUDNN_RNN_RELU else 'tanh', dt=dt,
                  D=inp, U=hid, P=2 if direction == cudnn.CUDNN_BIDIRECTIONAL else 1)
