@@ -7,7 +7,7 @@ __all__ = ['MERGE_MODES', 'Bidirectional', 'merge']
 
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
-from .backend import flatten, is_nested, unwrap, array_module, compute_dtype
+from .backend import flatten, is_nested, unwrap
 from . import ops, cudnn, recurrent
 from .layer import Layer, serialize_layer, deserialize_layer
 
@@ -163,18 +163,12 @@ class Bidirectional(Layer):
     def _cudnn_call(self, sequences, fw_state, bw_state, lengths):
         "Both directions as one bidirectional cuDNN call (notebook 08a), merged as the two layers' outputs would be."
         fw, bw = self.forward_layer, self.backward_layer
-        fw._check_inputs(sequences)
-        x = unwrap(sequences)
-        xp, (B, T) = array_module(x), x.shape[:2]
-        dtype = compute_dtype(x.dtype, fw.cell.dtype)
-        sequences = sequences.astype(dtype, copy=False)
-        def start(layer, given):
-            if given is None: return [xp.asarray(z).astype(dtype, copy=False) for z in flatten(layer.get_initial_state(B))]
-            return flatten(layer._check_initial_state(given, B, dtype, xp))
+        sequences, fw_start, _, _ = fw.prepare_call(sequences, fw_state)
+        _, bw_start, _, _ = bw.prepare_call(sequences, bw_state)
         weights = [w for l in (fw, bw) for w in (l.cell.kernel, l.cell.recurrent_kernel, l.cell.bias)]
         kind = {'LSTMCell': 'LSTM', 'GRUCell': 'GRU', 'SimpleRNNCell': 'SimpleRNN'}[fw.cell_class.__name__]
         y, y_fw, y_bw, last_fw, last_bw, fw_new, bw_new = cudnn.cudnn_bidirectional(
-            kind, sequences, start(fw, fw_state), start(bw, bw_state), weights, lengths,
+            kind, sequences, flatten(fw_start), flatten(bw_start), weights, lengths,
             return_sequences=self.return_sequences, zero_output_for_mask=fw.zero_output_for_mask,
             activation=recurrent._act_name(fw.cell.activation))
         if not self.return_sequences: output = merge(last_fw, last_bw, self.merge_mode)

@@ -257,7 +257,9 @@ class RNN(Layer):
         return pack_sequence_as(template, out)
 
     # ---- call ------------------------------------------------------------------------------------------------
-    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
+    def prepare_call(self, sequences, initial_state=None, mask=None):
+        """Checked inputs in the compute dtype, the mask, and the initial states (given, the stateful ones, or zeros):
+        `(sequences, initial_state, mask, (xp, dtype, batch, timesteps))`. What every path of `call` starts from."""
         self._check_inputs(sequences)
         flat_x = flatten(sequences)
         xp = array_module(*flat_x)
@@ -277,6 +279,10 @@ class RNN(Layer):
             initial_state = map_structure(lambda z: xp.asarray(z).astype(dtype, copy=False), self.get_initial_state(B))
         else:
             initial_state = self._check_initial_state(initial_state, B, dtype, xp)
+        return sequences, initial_state, mask, (xp, dtype, B, T)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
+        sequences, initial_state, mask, (xp, dtype, B, T) = self.prepare_call(sequences, initial_state, mask)
         if constants is not None:
             constants = [xp.asarray(unwrap(c)) for c in (constants if is_nested(constants) else [constants])]
             names, var_kw = self._cell_params()
