@@ -179,13 +179,17 @@ def weight_space_size(table) -> int:
     "Elements of the flat buffer a table spans."
     return max(e.offset + int(np.prod(e.shape)) for e in table)
 
+def _keras_columns(kind, lin_id, U):
+    "`(recurrent?, columns)`: whether cuDNN's linear layer `lin_id` is a recurrent one, and its Keras gate's columns."
+    n = GATES[kind]
+    rec = lin_id >= n
+    k = GATE_FROM_KERAS[kind][lin_id - n if rec else lin_id]
+    return rec, slice(k * U, (k + 1) * U)
+
 def _keras_block(kind, weights, e):
     "The part of Keras weights `[kernel, recurrent_kernel, bias]` that table entry `e` holds, in cuDNN's shape."
     kernel, recurrent, bias = weights
-    n, U = GATES[kind], recurrent.shape[0]
-    rec = e.lin_id >= n
-    k = GATE_FROM_KERAS[kind][e.lin_id - n if rec else e.lin_id]
-    cols = slice(k * U, (k + 1) * U)
+    rec, cols = _keras_columns(kind, e.lin_id, recurrent.shape[0])
     if e.part == 'matrix': return (recurrent if rec else kernel)[:, cols].T
     if kind == 'GRU': return bias[1 if rec else 0, cols]
     return None if rec else bias[cols]                       # one Keras bias: the input bias, recurrent bias 0
@@ -218,9 +222,7 @@ def flat_to_keras(kind, flat, table, input_dim, units, directions=1, gradient=Fa
             xp.zeros(bias_shape, flat.dtype)] for _ in range(directions)]
     for e in table:
         kernel, recurrent, bias = out[e.pseudo_layer]
-        rec = e.lin_id >= n
-        k = GATE_FROM_KERAS[kind][e.lin_id - n if rec else e.lin_id]
-        cols = slice(k * U, (k + 1) * U)
+        rec, cols = _keras_columns(kind, e.lin_id, U)
         block = flat[e.offset:e.offset + int(np.prod(e.shape))].reshape(e.shape)
         if e.part == 'matrix': (recurrent if rec else kernel)[:, cols] = block.T
         elif kind == 'GRU': bias[1 if rec else 0, cols] = block

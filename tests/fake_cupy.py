@@ -182,15 +182,7 @@ class ndarray:
         attr = getattr(self._a, name)
         if not callable(attr): return _wrap(attr)
 
-        def method(*args, **kwargs):
-            args = _unwrap(list(args), f'an argument of ndarray.{name}')
-            out = kwargs.pop('out', None)
-            kwargs = {k: _unwrap(v, f'argument `{k}` of ndarray.{name}') for k, v in kwargs.items()}
-            if out is not None:
-                if not isinstance(out, ndarray): raise TypeError(f"`out` of ndarray.{name} must be a CuPy array")
-                attr(*args, out=out._a, **kwargs)
-                return out
-            return _wrap(attr(*args, **kwargs))
+        def method(*args, **kwargs): return _call_unwrapped(attr, f'ndarray.{name}', args, kwargs)
         method.__name__ = name
         return method
 
@@ -315,17 +307,21 @@ def ascontiguousarray(a, dtype=None):
     return ndarray._from(np.ascontiguousarray(a._a, dtype=dtype))
 
 
+def _call_unwrapped(f, what, args, kwargs):
+    "`f` (a NumPy function or method) on unwrapped data, its result wrapped; NumPy arrays (ndim >= 1) refused."
+    args = _unwrap(list(args), f'an argument of {what}')
+    out = kwargs.pop('out', None)
+    kwargs = {k: _unwrap(v, f'argument `{k}` of {what}') for k, v in kwargs.items()}
+    if out is not None:
+        if not isinstance(out, ndarray): raise TypeError(f"`out` of {what} must be a CuPy array")
+        f(*args, out=out._a, **kwargs)
+        return out
+    return _wrap(f(*args, **kwargs))
+
+
 def _wrap_function(name, f):
     "A NumPy function on unwrapped data; NumPy array arguments (ndim >= 1) refused."
-    def fn(*args, **kwargs):
-        args = _unwrap(list(args), f'an argument of cupy.{name}')
-        out = kwargs.pop('out', None)
-        kwargs = {k: _unwrap(v, f'argument `{k}` of cupy.{name}') for k, v in kwargs.items()}
-        if out is not None:
-            if not isinstance(out, ndarray): raise TypeError(f"`out` of cupy.{name} must be a CuPy array")
-            f(*args, out=out._a, **kwargs)
-            return out
-        return _wrap(f(*args, **kwargs))
+    def fn(*args, **kwargs): return _call_unwrapped(f, f'cupy.{name}', args, kwargs)
     fn.__name__ = fn.__qualname__ = name
     fn.__module__ = 'cupy'
     return fn
