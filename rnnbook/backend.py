@@ -5,8 +5,8 @@
 # %% auto 0
 __all__ = ['cupy_module', 'is_cupy_array', 'unwrap', 'array_module', 'to_numpy', 'device_of', 'to_device', 'standardize_dtype',
            'floatx', 'set_floatx', 'is_float_dtype', 'compute_dtype', 'set_seed', 'make_rng', 'SeedGenerator',
-           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object', 'Info',
-           'info']
+           'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object',
+           'deferred_interrupts', 'Info', 'info']
 
 # %% ../nbs/00_backend.ipynb 3
 import numpy as np
@@ -160,6 +160,32 @@ def serialize_object(module, base, obj):
     return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}
 
 # %% ../nbs/00_backend.ipynb 24
+import contextlib
+import signal
+import threading
+
+@contextlib.contextmanager
+def deferred_interrupts(escapable=False):
+    """Run the block with SIGINT (Ctrl-C) held back; a signal that arrived meanwhile is delivered when it ends.
+    `escapable`: a second Ctrl-C is delivered at once (for long blocks that must still be stoppable)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if in_main else None
+    if not callable(previous):             # another thread, or SIGINT ignored / left to the system
+        yield
+        return
+    received = []
+    def hold(signum, frame):
+        received.append(frame)
+        if escapable and len(received) > 1:
+            signal.signal(signal.SIGINT, previous)
+            previous(signum, frame)
+    signal.signal(signal.SIGINT, hold)
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received: previous(signal.SIGINT, received[0])     # e.g. raises KeyboardInterrupt now
+
+# %% ../nbs/00_backend.ipynb 27
 class Info(dict):
     "`info()`'s answer: a dict that prints one line per entry."
     def __repr__(self): return '\n'.join(f"{k}: {v}" for k, v in self.items())

@@ -7,7 +7,7 @@ __all__ = ['MERGE_MODES', 'Bidirectional', 'merge']
 
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
-from .backend import flatten, is_nested, unwrap
+from .backend import flatten, is_nested, unwrap, array_module
 from . import ops, cudnn, recurrent
 from .layer import Layer, serialize_layer, deserialize_layer
 
@@ -157,6 +157,9 @@ class Bidirectional(Layer):
             return False
         if not (fw.built and bw.built): return False
         if is_nested(mask): mask = (flatten(mask) or [None])[0]
+        if mask is not None and not is_nested(sequences):      # the loop's rule for what a mask may hold
+            x = unwrap(sequences)
+            mask = fw._check_mask(mask, x.shape[0], x.shape[1], array_module(x))
         why, lengths = recurrent._cudnn_check(fw, sequences, None if mask is None else unwrap(mask), None)
         return False if why else lengths
 

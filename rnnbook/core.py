@@ -38,6 +38,9 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2: raise _input_error(self, f"expected min_ndim=2, found ndim={len(input_shape)}", input_shape)
+        if input_shape[-1] is None or input_shape[-1] <= 0:    # as the recurrent layers: no empty kernel
+            raise ValueError(f"The last dimension of the inputs to `Dense` should be defined and positive. "
+                             f"Received input_shape={tuple(input_shape)}.")
         self.input_dim = input_shape[-1]
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name='kernel',
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -150,14 +153,13 @@ class Embedding(Layer):
             if inputs.size and not bool(xp.all(whole)):
                 raise ValueError("Invalid value for argument `inputs`: expected integer token ids, received non-integer "
                                  f"values such as {float(inputs[~whole].ravel()[0])!r}.")
-            inputs = inputs.astype('int64')
-        if inputs.size:
+        if inputs.size:     # before any cast: a float id of 1e20 is reported as itself, not as an overflowed int64
             lo, hi = int(inputs.min()), int(inputs.max())
             if lo < 0 or hi >= self.input_dim:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"Invalid value for argument `inputs`: token ids must be in [0, input_dim={self.input_dim}), "
                                  f"received id {bad}.")
-        return inputs
+        return inputs.astype('int64') if inputs.dtype.kind == 'f' else inputs
 
     def call(self, inputs):
         return ops.take(self.embeddings, self._ids(inputs), axis=0)      # (B, ..., D)

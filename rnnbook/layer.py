@@ -12,6 +12,8 @@ import collections
 import functools
 import inspect
 import re
+import reprlib
+import threading
 import weakref
 import numpy as np
 from .backend import (is_cupy_array, array_module, unwrap, to_numpy, standardize_dtype, floatx, is_float_dtype,
@@ -257,6 +259,14 @@ def _has_symbolic(x) -> bool:
     return isinstance(x, (list, tuple)) and any(_has_symbolic(v) for v in x)
 
 _BUILD_SCOPE = []   # the layers whose `build` is running, outermost first: weight paths are made from it
+_LAYER_LOCK = threading.RLock()   # builds, first calls, stateful calls: one at a time (see Threads)
+
+def _list_array(name, value):
+    "A nested Python list of numbers as one array; a ValueError naming the argument `name` if it is ragged."
+    try: return np.asarray(value)
+    except ValueError:
+        raise ValueError(f"Invalid value for argument `{name}`: expected a nested list of numbers with the same "
+                         f"length at each level (an array), received a ragged list {reprlib.repr(value)}.") from None
 
 def build_module(layer):
     "The array module of the input `layer` (or the layer building it) was first called on: where its arrays live."
@@ -313,7 +323,7 @@ class Layer:
     def _layers(self):
         "Sublayers: attributes holding a Layer or a list/tuple of Layers, in the order they were set."
         out = []
-        for k, v in vars(self).items():
+        for k, v in list(vars(self).items()):   # a copy: another thread may be building this layer
             if isinstance(v, Layer) and v is not self: out.append(v)
             elif isinstance(v, (list, tuple)): out += [l for l in v if isinstance(l, Layer)]
         return out
@@ -323,7 +333,7 @@ class Layer:
         "Own trainable, own non-trainable, then sublayers' weights (Keras' order), without duplicates."
         seen, out = set(), []
         own = self.__dict__.get('_own_weights', [])
-        extra = [v for v in vars(self).values() if isinstance(v, Variable)]
+        extra = [v for v in list(vars(self).values()) if isinstance(v, Variable)]   # (a copy, as in `_layers`)
         for w in [w for w in own if w.trainable] + [w for w in own if not w.trainable] + extra + \
                  [w for l in self._layers for w in l.weights]:
             if id(w) not in seen: seen.add(id(w)); out.append(w)
@@ -443,16 +453,17 @@ class Layer:
         return out
 
     def build_from(self, inputs):
-        "Build for a concrete (nested) input; restore the layer untouched if `build` fails."
-        if self.built: return
-        snap = self._snapshot()
-        try:
-            self.build(_shape_of(inputs))
-            self.built = True
-        except BaseException:
-            self._restore(snap)
-            raise
-        self._set_paths(self.name)
+        "Build for a concrete (nested) input, one thread at a time; restore the layer untouched if `build` fails."
+        with _LAYER_LOCK:
+            if self.built: return          # (another thread built it while this one waited)
+            snap = self._snapshot()
+            try:
+                self.build(_shape_of(inputs))
+                self.built = True
+            except BaseException:
+                self._restore(snap)
+                raise
+            self._set_paths(self.name)
 
     def _set_paths(self, prefix):
         "Name weights by where they live, as Keras 3 does: `lstm/lstm_cell/kernel`."
@@ -499,31 +510,40 @@ class Layer:
         if _symbolic_call is not None and (_has_symbolic(inputs) or _has_symbolic(kwargs) or _has_symbolic(args)):
             return _symbolic_call(self, inputs, args, kwargs)   # placeholders (`rb.Input`): record a graph node
         if isinstance(inputs, (list, tuple)) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(inputs)):
-            inputs = np.asarray(inputs)   # a nested Python list of numbers is one array, not a nest of inputs
+            inputs = _list_array('inputs', inputs)   # a nested list of numbers is one array, not a nest of inputs
         nested = is_nested(inputs)
         input_masks = map_structure(get_mask, inputs) if nested else get_mask(inputs)
         if nested and all(m is None for m in flatten(input_masks)): input_masks = None
         xp = array_module(*flatten(inputs)) if nested else array_module(inputs)
         inputs = map_structure(lambda a: _plain(_to_array(a, xp)), inputs) if nested else _plain(_to_array(inputs, xp))
         if self._single_input or self._real_input: _check_input_kind(self, inputs, nested)
-        first = not self.built
-        if first:   # a first call that fails leaves the layer unbuilt, so the next call builds for its own input
-            snap = self._snapshot()
-            self.__dict__['_xp'] = xp
-            self.build_from(inputs)
+        if self.built and '_first_call' not in self.__dict__:     # built: no lock, concurrent calls are safe
+            return self._call_built(inputs, input_masks, args, kwargs)
+        with _LAYER_LOCK:   # a first call (build and call): other threads wait, then find the layer built
+            if self.built: return self._call_built(inputs, input_masks, args, kwargs)
+            snap = self._snapshot()     # a first call that fails leaves the layer unbuilt, as it was
+            self.__dict__.update(_xp=xp, _first_call=True)     # until this call succeeds, others take the lock
+            try:
+                self.build_from(inputs)
+                out = self._call_built(inputs, input_masks, args, kwargs)
+            except BaseException:
+                self._restore(snap)
+                raise
+            self.__dict__.pop('_first_call', None)
+            return out
+
+    def _call_built(self, inputs, input_masks, args, kwargs):
+        "`call` on converted inputs: the input's mask handed over where `call` takes one, output masks attached."
         m = kwargs.get('mask')
         if isinstance(m, (list, tuple)) and flatten(m) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(m)):
-            kwargs['mask'] = np.asarray(m)    # a nested Python list of booleans is one mask, as for the inputs
+            kwargs['mask'] = _list_array('mask', m)    # a nested list of booleans is one mask, as for the inputs
         names, var_kw = self._call_params()
         takes_mask = 'mask' in names or var_kw
         if takes_mask and kwargs.get('mask') is None and input_masks is not None: kwargs['mask'] = input_masks
         previous_mask = kwargs['mask'] if kwargs.get('mask') is not None else input_masks
         for k in ('training', 'mask'):
             if k in kwargs and k not in names and not var_kw: kwargs.pop(k)
-        try: out = self.call(inputs, *args, **kwargs)
-        except BaseException:
-            if first: self._restore(snap)
-            raise
+        out = self.call(inputs, *args, **kwargs)
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(o) for o in flatten(out)]
         if previous_mask is None and not self.supports_masking: return out

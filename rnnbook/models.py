@@ -15,8 +15,9 @@ import json
 import os
 import re
 import numpy as np
-from .backend import flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx, array_module
-from .layer import Layer, Variable, with_mask, serialize_layer, deserialize_layer, unique_name
+from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx, array_module,
+                             deferred_interrupts)
+from .layer import Layer, Variable, with_mask, serialize_layer, deserialize_layer, unique_name, _LAYER_LOCK
 from .core import Embedding
 from . import layer as _layer_module
 from .training import Trainer
@@ -324,6 +325,18 @@ class Model(Trainer, Layer):
     def compute_mask(self, inputs, previous_mask):
         "None: a model's outputs keep the masks its layers attached."
         return None
+
+    def __call__(self, *args, **kwargs):
+        """A call that raises (or is interrupted) puts back the states its stateful layers had already changed; with
+        stateful layers, whole calls run one at a time (threads), so that putting back undoes no other call."""
+        if not self._saved_states(): return Layer.__call__(self, *args, **kwargs)
+        with _LAYER_LOCK:
+            saved = self._saved_states()
+            try: return Layer.__call__(self, *args, **kwargs)
+            except BaseException:
+                with deferred_interrupts():
+                    for v, value in saved: v.assign(value)
+                raise
 
     def build_from(self, inputs):
         "Before the first call on arrays: a subclassed model's layers build themselves during the call."
@@ -751,6 +764,9 @@ def load_model(filepath, custom_objects=None, compile=False):
     try: config = json.loads(str(z['__config__']))
     except json.JSONDecodeError as e:
         raise ValueError(f"Cannot read {os.fspath(filepath)!r}: its `__config__` record is not JSON ({e}).") from None
+    except RecursionError:
+        raise ValueError(f"Cannot read {os.fspath(filepath)!r}: its `__config__` record nests deeper than Python can "
+                         "decode; expected a model config as `model.save` writes it.") from None
     model = model_from_config(config, custom_objects)
     load_weights(model, filepath)
     return model

@@ -11,7 +11,7 @@ import inspect
 import numbers
 import warnings
 import numpy as np
-from .backend import array_module, unwrap, to_numpy, is_cupy_array, floatx
+from .backend import array_module, unwrap, to_numpy, is_cupy_array, floatx, deferred_interrupts
 from .layer import Variable, snake_case, unique_name
 
 # %% ../nbs/21_optimizers.ipynb 6
@@ -87,7 +87,7 @@ class Optimizer:
         self.loss_scale_factor = loss_scale_factor
         self.use_ema, self.ema_momentum, self.ema_overwrite_frequency = use_ema, ema_momentum, ema_overwrite_frequency
         self.gradient_accumulation_steps = gradient_accumulation_steps
-        self._iterations = Variable(np.zeros((), 'int64'), name='iteration', trainable=False)
+        self._iterations = Variable(np.zeros((), 'int64'), name='iteration', trainable=False, dtype='int64')
         self._iterations.path = f"{self.name}/iteration"
         self._learning_rate = None
         self._variables = [self._iterations]
@@ -152,22 +152,32 @@ class Optimizer:
 
     def add_variable_from_reference(self, reference_variable, name=None, initializer=0.):
         "A slot variable shaped like `reference_variable` (same dtype and device), filled with `initializer`."
+        v = self._new_slot(reference_variable, name, initializer)
+        self._variables.append(v)
+        return v
+
+    def _new_slot(self, reference_variable, name, initializer):
+        "The slot variable `add_variable_from_reference` makes, not yet tracked."
         ref = unwrap(reference_variable)
         xp = array_module(ref)
         path = getattr(reference_variable, 'path', getattr(reference_variable, 'name', 'variable'))
         v = Variable(xp.full(ref.shape, initializer, dtype=ref.dtype), name=f"{path.replace('/', '_')}_{name or 'var'}",
                      trainable=False)
         v.path = f"{self.name}/{v.name}"
-        self._variables.append(v)
         return v
 
     def _create_slots(self, variables):
-        "Create the slots of the variables not seen before, in Keras' order (group by group)."
+        "Create the slots of the variables not seen before, in Keras' order (group by group): all of them or none."
         new = list({id(v): v for v in variables if id(v) not in self._slot_vars}.values())
-        for v in new: self._slot_vars[id(v)] = (v, {})
+        slots, created = {id(v): (v, {}) for v in new}, []
         for group in self._slot_groups():
             for v in new:
-                for name, init in group: self._slot_vars[id(v)][1][name] = self.add_variable_from_reference(v, name, init)
+                for name, init in group:
+                    slots[id(v)][1][name] = self._new_slot(v, name, init)
+                    created.append(slots[id(v)][1][name])
+        with deferred_interrupts():
+            self._slot_vars.update(slots)
+            self._variables += created
 
     def _get_slots(self, variable) -> dict:
         "The slot variables of `variable` (created on first use)."
@@ -249,6 +259,21 @@ class Optimizer:
         if self.loss_scale_factor is not None: grads = [g / g.dtype.type(self.loss_scale_factor) for g in grads]
         grads = self._clip_gradients(grads)
         lr = self._get_current_learning_rate()
+        saved = self._step_values(variables)
+        with deferred_interrupts():         # Ctrl-C waits for the step to end ...
+            try: self._write_step(grads, variables, lr)
+            except BaseException:           # ... and an error (or KeyboardInterrupt) raised inside it undoes it all
+                for v, value in saved: v.assign(value)
+                raise
+
+    def _step_values(self, variables) -> list:
+        "`(variable, copy of its value)` for everything a step writes: the variables, their slots, the counter."
+        touched = [self._iterations] + list(variables)
+        touched += [s for v in variables for s in self._slot_vars[id(v)][1].values()]
+        return [(v, v.value.copy()) for v in touched]
+
+    def _write_step(self, grads, variables, lr):
+        "Weight decay, each variable's update, constraints, then the step counter."
         if self.weight_decay is not None:
             for v in variables:
                 if self._use_weight_decay(v):
@@ -330,7 +355,7 @@ class Adam(Optimizer):
         return {**super().get_config(), 'beta_1': self.beta_1, 'beta_2': self.beta_2, 'epsilon': self.epsilon,
                 'amsgrad': self.amsgrad}
 
-# %% ../nbs/21_optimizers.ipynb 17
+# %% ../nbs/21_optimizers.ipynb 19
 class RMSprop(Optimizer):
     "Root-mean-square propagation (Hinton), optionally centered and with momentum."
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
@@ -363,7 +388,7 @@ class RMSprop(Optimizer):
         return {**super().get_config(), 'rho': self.rho, 'momentum': self.momentum, 'epsilon': self.epsilon,
                 'centered': self.centered}
 
-# %% ../nbs/21_optimizers.ipynb 20
+# %% ../nbs/21_optimizers.ipynb 22
 class Adagrad(Optimizer):
     "Adaptive gradient: per-coordinate steps shrinking with the accumulated squared gradients."
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
@@ -383,7 +408,7 @@ class Adagrad(Optimizer):
         return {**super().get_config(), 'initial_accumulator_value': self.initial_accumulator_value,
                 'epsilon': self.epsilon}
 
-# %% ../nbs/21_optimizers.ipynb 26
+# %% ../nbs/21_optimizers.ipynb 28
 OPTIMIZERS = {'sgd': SGD, 'adam': Adam, 'rmsprop': RMSprop, 'adagrad': Adagrad}
 
 def serialize(optimizer):

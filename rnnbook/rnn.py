@@ -6,11 +6,14 @@
 __all__ = ['rnn_loop', 'recorded_loop', 'RNN']
 
 # %% ../nbs/08_rnn.ipynb 3
+import reprlib
 import numpy as np
 from .backend import (array_module, unwrap, flatten, pack_sequence_as, is_nested, map_structure,
                              compute_dtype)
-from .layer import Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params, build_module
-from .cells import StackedRNNCells, state_shapes, flat_state_shapes, zero_states, DropoutRNNCell
+from .layer import (Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params, build_module,
+                           _LAYER_LOCK)
+from .cells import (StackedRNNCells, state_shapes, flat_state_shapes, zero_states, DropoutRNNCell,
+                           check_state_size)
 from . import ops
 
 # %% ../nbs/08_rnn.ipynb 6
@@ -97,6 +100,17 @@ def _incompatible(layer, expected, x):
     return ValueError(f"Input 0 of layer \"{layer.name}\" is incompatible with the layer: {expected}. "
                       f"Full shape received: {tuple(x.shape)}")
 
+def _real_state(layer, arg, i, s, xp):
+    "State `i` given in argument `arg` (`initial_state`, `states`) as an array of `xp`, checked to hold real numbers."
+    try: s = xp.asarray(unwrap(s))
+    except (ValueError, TypeError):     # a ragged list
+        raise ValueError(f"Invalid value for argument `{arg}`: state {i} of layer {layer.name} should be an array, "
+                         f"received {reprlib.repr(s)}.") from None
+    if s.dtype.kind not in 'biuf':      # strings, objects; complex numbers would lose their imaginary part
+        raise ValueError(f"Invalid value for argument `{arg}`: state {i} of layer {layer.name} should hold real "
+                         f"numbers (float, int or bool), received an array of dtype {s.dtype}.")
+    return s
+
 class RNN(Layer):
     "Base recurrent layer: runs any cell over a sequence (masks, go_backwards, stateful, return_sequences/state)."
     input_ndim = None   # exact rank required (3 for SimpleRNN/GRU/LSTM); None: at least 3
@@ -157,6 +171,7 @@ class RNN(Layer):
         step_shape = type(sequences_shape)(step) if _is_nested_shape(sequences_shape) else step[0]
         if isinstance(self.cell, Layer) and not self.cell.built:
             self.cell.build(step_shape); self.cell.built = True
+        check_state_size(self.cell.state_size)   # known now: a cell may set it in `build`
         self._input_shape = shapes
         batch = shapes[0][0]
         if batch is None and self.batch_input_shape is not None: batch = self.batch_input_shape[0]
@@ -178,14 +193,15 @@ class RNN(Layer):
     def reset_state(self, states=None):
         "Zero the states of a stateful layer (no-op for a layer without states), or set them to `states`."
         if states is not None: return self.reset_states(states)
-        if self.states is not None:
-            for v in flatten(self.states): v.assign(np.zeros(v.shape, v.dtype))
+        with _LAYER_LOCK:   # not in the middle of another thread's call
+            for v in flatten(self.states or []): v.assign(np.zeros(v.shape, v.dtype))
 
     def reset_states(self, states=None):
         "Keras 2: zero the states, or set them to the given arrays (one per state, shape (batch, size))."
         if states is None: return self.reset_state()
         if not self.stateful: raise AttributeError(f"Layer {self.name} must be stateful to set its states.")
-        given = [unwrap(s) for s in (flatten(states) if is_nested(states) else [states])]
+        given = flatten(states) if is_nested(states) else [states]
+        given = [_real_state(self, 'states', i, s, array_module(unwrap(s))) for i, s in enumerate(given)]
         spec = flat_state_shapes(self.cell.state_size)
         if len(given) != len(spec):
             raise ValueError(f"Layer {self.name} expects {len(spec)} state(s), but it received {len(given)} state "
@@ -196,9 +212,10 @@ class RNN(Layer):
             if tuple(np.shape(s)) != (batch,) + shape:
                 raise ValueError(f"State {i} is incompatible with layer {self.name}: expected shape="
                                  f"{(batch,) + shape}, found shape={tuple(np.shape(s))}")
-        if self.states is None: self._create_states(batch, given)
-        else:
-            for v, s in zip(flatten(self.states), given): v.assign(s)
+        with _LAYER_LOCK:   # not in the middle of another thread's call
+            if self.states is None: self._create_states(batch, given)
+            else:
+                for v, s in zip(flatten(self.states), given): v.assign(s)
 
     def _expected_batch(self):
         if self.states is not None: return flatten(self.states)[0].shape[0]
@@ -237,7 +254,13 @@ class RNN(Layer):
         if tuple(mask.shape) != (B, T):
             raise ValueError(f"Invalid value for argument `mask`: expected a boolean array of shape (batch, timesteps) = "
                              f"{(B, T)}, received shape {tuple(mask.shape)}.")
-        return mask.astype(bool) if mask.dtype != bool else mask
+        if mask.dtype == bool: return mask
+        ok = (mask == 0) | (mask == 1) if mask.dtype.kind in 'iuf' else None    # Keras' float and int masks
+        if ok is None or not bool(ok.all()):     # (a device sync, for masks that are not boolean only)
+            received = f"dtype {mask.dtype}" if ok is None else f"values such as {mask[~ok].ravel()[0].item()!r}"
+            raise ValueError(f"Invalid value for argument `mask`: expected booleans or the numbers 0 and 1, "
+                             f"received {received}.")
+        return mask != 0
 
     def _check_initial_state(self, initial_state, B, dtype, xp):
         template = self.get_initial_state(B)
@@ -249,7 +272,7 @@ class RNN(Layer):
         out = []
         for i, (s, z) in enumerate(zip(given, spec)):
             recorded = getattr(s, '_rb_variable', False) and ops._recorder is not None   # its gradient may be wanted
-            s = s if recorded else xp.asarray(unwrap(s))
+            s = s if recorded else _real_state(self, 'initial_state', i, s, xp)
             if tuple(s.shape) != tuple(z.shape):
                 raise ValueError(f"Invalid value for argument `initial_state`: state {i} of layer {self.name} should "
                                  f"have shape {tuple(z.shape)}, received shape {tuple(s.shape)}.")
@@ -274,7 +297,7 @@ class RNN(Layer):
                                  f"the batch size of the initial state. \n- Expected batch size: {expected}\n"
                                  f"- Received batch size: {B}")
         if initial_state is None and self.stateful and self.states is not None:
-            initial_state = [v.value.copy() for v in flatten(self.states)]   # the call overwrites the states
+            initial_state = [v.value.astype(dtype) for v in flatten(self.states)]   # copies: the call writes states
         if initial_state is None:
             initial_state = map_structure(lambda z: xp.asarray(z).astype(dtype, copy=False), self.get_initial_state(B))
         else:
@@ -282,6 +305,11 @@ class RNN(Layer):
         return sequences, initial_state, mask, (xp, dtype, B, T)
 
     def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
+        if not self.stateful: return self._call(sequences, initial_state, mask, training, constants)
+        with _LAYER_LOCK:   # read the states, run, write them back: one call at a time (notebook 06, Threads)
+            return self._call(sequences, initial_state, mask, training, constants)
+
+    def _call(self, sequences, initial_state, mask, training, constants):
         sequences, initial_state, mask, (xp, dtype, B, T) = self.prepare_call(sequences, initial_state, mask)
         if constants is not None:
             constants = [xp.asarray(unwrap(c)) for c in (constants if is_nested(constants) else [constants])]
@@ -298,11 +326,17 @@ class RNN(Layer):
                 last, outputs, states = self.inner_loop(sequences, initial_state, mask, bool(training), constants)
             finally:
                 _reset_dropout(self.cell)
-        if self.stateful:
-            if self.states is None: self._create_states(B, xp=xp)    # where this call's data lives
-            for v, s in zip(flatten(self.states), flatten(states)): v.assign(s)
+        if self.stateful: self._store_states(states, B, xp)
         output = outputs if self.return_sequences else last
         return [output, *states] if self.return_state else output
+
+    def _store_states(self, states, B, xp):
+        "Keep a stateful call's final states for the next call, in the dtype the call computed in."
+        if self.states is None: self._create_states(B, xp=xp)    # where this call's data lives
+        for v, s in zip(flatten(self.states), flatten(states)):
+            s = unwrap(s)
+            if v.dtype != s.dtype: v._value = v._value.astype(s.dtype)   # float64 inputs: float64 states
+            v.assign(s)
 
     def _empty(self, B, dtype, xp):
         out = self._output_shapes()

@@ -9,7 +9,7 @@ __all__ = ['Mean', 'CompiledObjectives', 'Trainer']
 import math
 import numpy as np
 from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx,
-                             array_module, make_rng)
+                             array_module, make_rng, deferred_interrupts)
 from .layer import get_mask, with_mask
 from . import ops
 from . import losses as losses_module, metrics as metrics_module, optimizers as optimizers_module
@@ -336,14 +336,22 @@ class Trainer:
                                  f"received batch_size={batch_size} for {n} samples.")
 
     def _guarded(self, step, *args):
-        "Run `step`; if it raises, put back what it changed: stateful states, non-trainable weights, objectives."
+        """Run `step` whole: Ctrl-C waits for its end (a second one stops it at once). If it raises, put back what it
+        changed: stateful states, non-trainable weights, objectives, and a model it built is unbuilt again (the
+        optimizer undoes its own update)."""
+        unbuilt = None if self.built else (self._snapshot(), self._optimizer_snapshot())
         saved = self._saved_states() + [(w, w.value.copy()) for w in self.weights if not w.trainable]  # moving stats
         built = self._objectives is not None and self._objectives.built
-        try: return step(*args)
-        except Exception:
-            for v, value in saved: v.assign(value)
-            if not built and self._objectives is not None: self._objectives.built = False
-            raise
+        with deferred_interrupts(escapable=True):
+            try: return step(*args)
+            except BaseException:
+                with deferred_interrupts():
+                    if unbuilt is not None:
+                        self._restore(unbuilt[0])
+                        self._optimizer_restore(unbuilt[1])
+                    for v, value in saved: v.assign(value)
+                    if not built and self._objectives is not None: self._objectives.built = False
+                raise
 
     def _check_validation(self, x, y, sample_weight, batch_size):
         "The loss on the first validation batch before training: bad validation data fails before any update."
@@ -361,11 +369,11 @@ class Trainer:
 
     def train_step(self, x, y, sample_weight=None):
         "Forward under a tape, loss, gradients, optimizer update (with constraints), metrics."
-        weights = self.trainable_weights
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             objectives = self._objectives_for(y, y_pred)
             loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
+        weights = self.trainable_weights                 # after the forward: a model's first call creates them
         grads = tape.gradient(loss, weights)
         objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update
         self.optimizer.apply_gradients(zip(grads, weights))      # also applies the weights' constraints
@@ -412,8 +420,7 @@ class Trainer:
             steps=steps)
         rng = make_rng()
         self.stop_training = False
-        before = self._fit_snapshot()      # until every batch was seen once, an error puts the model back
-        seen_val = val is None
+        before = self._fit_snapshot()      # an error in any epoch puts the model back as it was
         try:
             callbacks.on_train_begin()
             logs = {}
@@ -430,27 +437,37 @@ class Trainer:
                     val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size,
                                                steps=validation_steps)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                    seen_val = True
                 callbacks.on_epoch_end(epoch, epoch_logs)
-                if seen_val: before = None
                 logs = epoch_logs
                 if self.stop_training: break
-        except Exception:
-            if before is not None: self._fit_restore(before)
+        except Exception:                   # Ctrl-C is not undone: it stops between two whole steps
+            with deferred_interrupts(): self._fit_restore(before)
             raise
         callbacks.on_train_end(logs)
         return self.history
 
-    def _fit_snapshot(self):
-        "Weights, stateful states and the optimizer's state, to put back when `fit` fails on bad data."
+    def _optimizer_snapshot(self):
+        "The optimizer's attributes, with copies of its containers (slots created later are then dropped)."
         opt = self.optimizer
-        attrs = {k: (v.copy() if isinstance(v, (dict, list, set)) else v) for k, v in vars(opt).items()}
-        return ([(w, w.value.copy()) for w in self.weights] + self._saved_states() +
-                [(v, v.value.copy()) for v in opt.variables], opt, attrs)
+        attrs = vars(opt) if opt is not None else {}
+        return opt, {k: (v.copy() if isinstance(v, (dict, list, set)) else v) for k, v in attrs.items()}
+
+    def _optimizer_restore(self, snapshot):
+        opt, attrs = snapshot
+        if opt is None: return
+        opt.__dict__.clear()
+        opt.__dict__.update(attrs)
+
+    def _fit_snapshot(self):
+        "Weights, stateful states, the optimizer's state, and a model not built yet as it is: to put back on errors."
+        values = [(w, w.value.copy()) for w in self.weights] + self._saved_states() + \
+                 [(v, v.value.copy()) for v in self.optimizer.variables]
+        return values, self._optimizer_snapshot(), None if self.built else self._snapshot()
 
     def _fit_restore(self, snapshot):
-        values, opt, attrs = snapshot
-        opt.__dict__.clear(); opt.__dict__.update(attrs)     # slots created meanwhile are dropped
+        values, optimizer, layers = snapshot
+        self._optimizer_restore(optimizer)                   # slots created meanwhile are dropped
+        if layers is not None: self._restore(layers)        # weights created meanwhile too
         for v, value in values: v.assign(value)
 
     def _test_loop(self, x, y, sample_weight=None, batch_size=None, steps=None, callbacks=None):
@@ -464,8 +481,9 @@ class Trainer:
                 if callbacks is not None: callbacks.on_test_batch_begin(step)
                 self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
                 if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
-        except Exception:           # a later batch failed: the states are as before the loop
-            for v, value in saved: v.assign(value)
+        except BaseException:       # a later batch failed (or Ctrl-C): the states are as before the loop
+            with deferred_interrupts():
+                for v, value in saved: v.assign(value)
             raise
         logs = self.get_metrics_result()
         if callbacks is not None: callbacks.on_test_end(logs)
@@ -504,8 +522,9 @@ class Trainer:
                 callbacks.on_predict_batch_begin(step)
                 outputs.append(self.predict_step(_take(x, index)))
                 callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
-        except Exception:           # the states are as before the call
-            for v, value in saved: v.assign(value)
+        except BaseException:       # an error or Ctrl-C: the states are as before the call
+            with deferred_interrupts():
+                for v, value in saved: v.assign(value)
             raise
         callbacks.on_predict_end()
         if not outputs: raise ValueError("Invalid value for argument `x`: expected at least one sample.")

@@ -119,6 +119,18 @@ def object_array():
     return a
 
 
+def forged_npz(name, shape):
+    "A weights file under TMP whose `w0000.npy` header declares `shape` (float32) over 8 bytes of data."
+    import io, zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+    path = tmp(name)
+    with zipfile.ZipFile(path, 'w') as z:
+        with z.open('__meta__.npy', 'w') as f: np.save(f, meta(1))
+        z.writestr('w0000.npy', header.getvalue() + bytes(8))
+    return path
+
+
 def taped(fn):
     def go():
         v = rb.Variable(np.ones(3, 'float32'))
@@ -245,17 +257,35 @@ ERRORS = {
                       call(lambda: L.RNN(L.LSTMCell(3), name='rnn'), {'a': x3()}), ('`inputs`', "['a']")),
     'input_zero_features': Row('recurrent call', E, 'inputs with 0 features (the weights would be empty)',
                                call(lambda: L.SimpleRNN(3, name='rnn'), np.ones((2, 3, 0))), ('input_shape', '(2, 0)')),
+    'rnn_state_size_negative': Row('recurrent call', E, 'a cell\'s `state_size` holds a negative size once built',
+                                   call(lambda: L.RNN(type('NegState', (), {'state_size': [3, -2],
+                                                                            'call': lambda self, x, s: (x, s)})()), x3()),
+                                   ('`state_size`', 'received -2')),
+    'input_ragged': Row('layer call', E, 'a ragged nested list of numbers as the inputs of any layer',
+                        call(lambda: L.Dense(2, name='dense'), [[1., 2.], [3.]]), ('`inputs`', '[[1.0, 2.0], [3.0]]')),
     'mask_shape': Row('masks', E, 'a mask that is not `(batch, timesteps)`',
                       call(lambda: L.LSTM(3, name='lstm'), x3(), mask=np.ones((2, 4), bool), build=x3()),
                       ('`mask`', '(2, 4)')),
     'mask_string': Row('masks', E, 'a mask that is not an array of booleans or 0/1',
                        call(lambda: L.GRU(3, name='gru'), x3(), mask='all', build=x3()), ('`mask`', 'shape ()')),
+    'mask_values': Row('masks', E, 'a mask holding numbers other than 0 and 1 (0.5, 2, -1, NaN) or complex numbers',
+                       call(lambda: L.GRU(3, name='gru'), x3(), mask=np.full((2, 3), 0.5), build=x3()),
+                       ('`mask`', 'values such as 0.5')),
+    'mask_ragged': Row('masks', E, 'a mask given as a ragged nested list',
+                       call(lambda: L.GRU(3, name='gru'), x3(), mask=[[1, 1, 1], [1, 0]], build=x3()),
+                       ('`mask`', '[[1, 1, 1], [1, 0]]')),
     'initial_state_count': Row('initial states', E, 'the wrong number of initial states',
                                call(lambda: L.LSTM(3, name='lstm'), x3(), initial_state=[np.zeros((2, 3))], build=x3()),
                                ('initial state', 'received 1')),
     'initial_state_shape': Row('initial states', E, 'an initial state of the wrong shape',
                                call(lambda: L.GRU(3, name='gru'), x3(), initial_state=[np.zeros((2, 5))], build=x3()),
                                ('`initial_state`', '(2, 5)')),
+    'initial_state_dtype': Row('initial states', E, 'an initial state of complex numbers (or strings, objects)',
+                               call(lambda: L.LSTM(3, name='lstm'), x3(), initial_state=[np.zeros((2, 3), complex)] * 2,
+                                    build=x3()), ('`initial_state`', 'complex128')),
+    'initial_state_string': Row('initial states', E, 'an initial state of strings',
+                                call(lambda: L.GRU(3, name='gru'), x3(), initial_state=[np.full((2, 3), 'x')],
+                                     build=x3()), ('`initial_state`', '<U1')),
     'stateful_batch': Row('initial states', E, 'a stateful layer called on another batch size',
                           run(lambda: stateful_lstm()(x3(B=5)), stateful_lstm), ('batch size', '5')),
     'constants_unsupported': Row('recurrent call', E, '`constants` for a cell whose `call` takes none',
@@ -281,6 +311,9 @@ ERRORS = {
     'reset_states_shape': Row('stateful states', E, '`reset_states` gets a state of the wrong shape',
                               run(lambda: stateful_lstm().reset_states([np.zeros((2, 3)), np.zeros((2, 7))])),
                               ('State 1', '(2, 7)')),
+    'reset_states_dtype': Row('stateful states', E, '`reset_states` gets states of complex numbers, strings or objects',
+                              run(lambda: stateful_lstm().reset_states([np.zeros((2, 3)), np.full((2, 3), 'x')])),
+                              ('`states`', '<U1')),
     # ---- weights ------------------------------------------------------------------------------------------------
     'set_weights_type': Row('set_weights', E, '`set_weights` gets something other than a list of arrays',
                             run(lambda: built(L.Dense(2, name='dense'), np.ones((1, 3))).set_weights(3)),
@@ -309,6 +342,8 @@ ERRORS = {
                           ('axis -1', '(1, 5)')),
     'dense_dtype': Row('Dense', E, 'inputs of strings', call(lambda: L.Dense(2, name='dense'), np.array([['a', 'b']])),
                        ('`inputs`', '<U1')),
+    'dense_zero_features': Row('Dense', E, 'inputs with 0 features (as the recurrent layers; Keras 3 returns the bias)',
+                               call(lambda: L.Dense(2, name='dense'), np.ones((2, 0))), ('input_shape', '(2, 0)')),
     'dropout_rate': Row('Dropout', E, '`rate` is not in [0, 1]', run(lambda: L.Dropout(1.5)), ('`rate`', '1.5')),
     'dropout_noise_shape': Row('Dropout', E, '`noise_shape` is not a tuple of positive ints or None',
                                run(lambda: L.Dropout(0.5, noise_shape=(0, 1))), ('`noise_shape`', '0')),
@@ -322,6 +357,9 @@ ERRORS = {
                           run(lambda: L.Embedding(0, 3)), ('`input_dim`', 'input_dim=0')),
     'embedding_ids_range': Row('Embedding ids', E, 'a token id outside [0, input_dim)',
                                call(lambda: L.Embedding(10, 3, name='emb'), np.array([[1, 12]])), ('`inputs`', 'id 12')),
+    'embedding_ids_huge': Row('Embedding ids', E, 'float ids of 2^63 or more (reported as themselves)',
+                              call(lambda: L.Embedding(10, 2, name='emb'), np.array([[1., 1e20]])),
+                              ('`inputs`', 'received id 100000000000000000000')),
     'embedding_ids_negative': Row('Embedding ids', E, 'a negative token id',
                                   call(lambda: L.Embedding(10, 3, name='emb'), np.array([[-1, 2]])), ('`inputs`', 'id -1')),
     'embedding_ids_float': Row('Embedding ids', E, 'non-integral (or NaN/inf) float ids',
@@ -590,6 +628,24 @@ ERRORS = {
     'load_model_no_config': Row('files', E, '`load_model` on a file written by `save_weights`',
                                 load_into_model(lambda: weights_file('weights_only.npz', saved_bytes()), 'load_model'),
                                 ('weights_only.npz', 'no model config')),
+    'save_nul_path': Row('files', E, '`filepath` holds a NUL character (no file name can)',
+                         run(lambda: model().save_weights('w\0.npz')), ('`filepath`', "received 'w\\x00.npz'")),
+    'load_nul_path': Row('files', E, '`load_weights` or `load_model` gets a `filepath` holding a NUL character',
+                         load_into_model(lambda: 'w\0.npz'), ('`filepath`', "received 'w\\x00.npz'")),
+    'load_not_regular': Row('files', E, 'a FIFO, a device or any file that is not a regular file (never opened)',
+                            load_into_model(lambda: '/dev/zero'), ("'/dev/zero'", 'received a character device')),
+    'load_unlisted_member': Row('files', E, 'a file holding members its `__meta__` record does not list',
+                                load_into_model(lambda: weights_file('extra.npz', arrays={
+                                    '__meta__': meta(0), 'payload': np.zeros(3)})), ('extra.npz', "['payload.npy']")),
+    'load_deep_meta': Row('files', E, 'a `__meta__` record nested too deep for Python to decode',
+                          load_into_model(lambda: weights_file('deep.npz', arrays={'__meta__': np.array('[' * 100_000)})),
+                          ('deep.npz', 'nests deeper')),
+    'load_header_size': Row('files', E, 'an array header declaring more data than the file holds (10**12 elements)',
+                            load_into_model(lambda: forged_npz('huge.npz', (10**12,))),
+                            ('huge.npz', 'declares shape (1000000000000,)')),
+    'load_header_meta': Row('files', E, "an array header that disagrees with the `__meta__` record's dtype or shape",
+                            load_into_model(lambda: weights_file('disagree.npz', arrays={
+                                '__meta__': meta(1), 'w0000': np.ones(2, 'float32')})), ('disagree.npz', 'shape (2,)')),
     # ---- gradient tape -----------------------------------------------------------------------------------------
     'tape_second_gradient': Row('GradientTape', RuntimeError, '`gradient` twice on a non-persistent tape',
                                 fresh(second_gradient), ('persistent', 'persistent=True')),
@@ -652,7 +708,15 @@ def render() -> str:
              'message. Messages name the argument and the value received. After any of these errors the layer or '
              "model's weights and stateful states are as they were (a failed first call also leaves a layer unbuilt), "
              'and a file that cannot be loaded changes nothing. Weight files are read with `allow_pickle=False`: '
-             'nothing in a file can run code.', '',
+             'nothing in a file can run code. Files are checked before their data is read (members, declared shapes '
+             'and sizes against the model), so a hostile file is refused in bounded memory; a FIFO or a device is '
+             'refused without being read.', '',
+             'Interrupts and threads get the same promise. A training step, an optimizer update and a model call are '
+             'all or nothing: Ctrl-C during `fit` waits for the current step to end (a second Ctrl-C stops it at once '
+             'and the step is undone), so the model is left at the start or the end of a step, never half-way. An '
+             'error in any epoch of `fit` puts back the weights, states and optimizer slots `fit` started from (and '
+             'unbuilds a model it built). Layers may be shared between threads: a layer is built once, and the calls '
+             'of a stateful layer (or of a model holding one) run one at a time (notebook 06, *Threads*).', '',
              'Types: `ValueError` for bad values (`UnrecognizedArgumentError` for unknown keyword arguments is a '
              '`ValueError` and a `TypeError`); `AttributeError` for `reset_states` on a layer that is not stateful; '
              '`FileExistsError`, `FileNotFoundError` (and other `OSError`s) from the file system; `RuntimeError` '
