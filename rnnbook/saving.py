@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 import numpy as np
-from .backend import to_numpy
+from .backend import to_numpy, deferred_interrupts
 
 # %% ../nbs/21b_saving.ipynb 6
 WEIGHTS_FORMAT, WEIGHTS_VERSION = 'rnnbook.weights', 1
@@ -112,7 +112,8 @@ def atomic_write(path, write):
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
-    if hard_linked: _rewrite_in_place(tmp, target)
+    if hard_linked:
+        with deferred_interrupts(): _rewrite_in_place(tmp, target)    # Ctrl-C waits: no half-written file
     else: _fsync_dir(directory)
 
 # %% ../nbs/21b_saving.ipynb 13
