@@ -329,7 +329,7 @@ class Model(Trainer, Layer):
     def __call__(self, *args, **kwargs):
         """A call that raises (or is interrupted) puts back the states its stateful layers had already changed; with
         stateful layers, whole calls run one at a time (threads), so that putting back undoes no other call."""
-        if not self._saved_states(): return Layer.__call__(self, *args, **kwargs)
+        if not self._state_variables(): return Layer.__call__(self, *args, **kwargs)
         with _LAYER_LOCK:
             saved = self._saved_states()
             try: return Layer.__call__(self, *args, **kwargs)

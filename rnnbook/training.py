@@ -319,10 +319,14 @@ class Trainer:
         "Weight penalties (computed from the Variables, so a tape sees them) and this call's activity penalties."
         return list(self.losses)
 
+    def _state_variables(self) -> list:
+        "The `Variable`s of every stateful RNN state in the model (shared layers once)."
+        return [v for l in {id(l): l for l in [self] + self._all_sublayers()}.values()
+                for v in flatten(l.__dict__.get('states') or [])]
+
     def _saved_states(self) -> list:
         "`(variable, value)` of every stateful RNN state in the model, to put back after an error."
-        return [(v, v.value.copy()) for l in {id(l): l for l in [self] + self._all_sublayers()}.values()
-                for v in flatten(l.__dict__.get('states') or [])]
+        return [(v, v.value.copy()) for v in self._state_variables()]
 
     def _check_stateful_batches(self, n, batch_size, steps=None):
         "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
