@@ -67,7 +67,7 @@ ATOL = 1e-4
 # --------------------------------------------------------------------------
 # Weight conversions: Keras order/shapes -> torch.nn parameters. They live in
 # the library (rnnbook.utils, tested against torch.nn in
-# tests/test_torch_parity.py); the benchmark uses them as a user would.
+# tests/parity/test_torch_parity.py); the benchmark uses them as a user would.
 # --------------------------------------------------------------------------
 def keras_to_torch(cell, weights):
     """torch.nn state_dict arrays for Keras-layout ``weights`` of ``cell``."""

@@ -8,7 +8,7 @@ __all__ = []
 
 # %% ../nbs/91_package.ipynb 3
 from . import backend, ops, activations, initializers, regularizers, constraints, layers, utils, autodiff
-from . import losses, metrics, optimizers, models, callbacks, cudnn
+from . import losses, metrics, optimizers, models, callbacks, cudnn, diagnostics
 from .models import Sequential, Model, Input
 from .traces import trace, trace_batches
 from .autodiff import GradientTape, stop_gradient

@@ -6,12 +6,12 @@
 __all__ = ['cupy_module', 'is_cupy_array', 'unwrap', 'array_module', 'to_numpy', 'device_of', 'to_device', 'standardize_dtype',
            'floatx', 'set_floatx', 'is_float_dtype', 'compute_dtype', 'set_seed', 'make_rng', 'SeedGenerator',
            'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object',
-           'deferred_interrupts', 'Info', 'info']
+           'deferred_interrupts', 'Info', 'register_info_section', 'info']
 
-# %% ../nbs/00_backend.ipynb 3
+# %% ../nbs/00_backend.ipynb 4
 import numpy as np
 
-# %% ../nbs/00_backend.ipynb 6
+# %% ../nbs/00_backend.ipynb 7
 _cupy = None
 
 def cupy_module():
@@ -45,7 +45,7 @@ def to_numpy(x) -> np.ndarray:
     if is_cupy_array(x): return x.get()
     return np.array(x)
 
-# %% ../nbs/00_backend.ipynb 9
+# %% ../nbs/00_backend.ipynb 10
 def device_of(x) -> str:
     "`'cpu'` for NumPy data, `'gpu:N'` for CuPy data on card N."
     x = unwrap(x)
@@ -60,7 +60,7 @@ def to_device(x, device='cpu'):
     cp = cupy_module()
     with cp.cuda.Device(int(device.split(':')[1]) if ':' in device else 0): return cp.asarray(x)
 
-# %% ../nbs/00_backend.ipynb 12
+# %% ../nbs/00_backend.ipynb 13
 _FLOATX = 'float32'
 
 def standardize_dtype(dtype=None) -> str:
@@ -89,7 +89,7 @@ def compute_dtype(input_dtype, weight_dtype) -> str:
     if is_float_dtype(input_dtype): return np.result_type(input_dtype, weight_dtype).name
     return np.dtype(weight_dtype).name
 
-# %% ../nbs/00_backend.ipynb 15
+# %% ../nbs/00_backend.ipynb 16
 _global_rng = np.random.default_rng()
 
 def set_seed(seed: int):
@@ -113,7 +113,7 @@ class SeedGenerator:
         "The next generator of the stream."
         return np.random.default_rng(int(self._rng.integers(2**63)))
 
-# %% ../nbs/00_backend.ipynb 18
+# %% ../nbs/00_backend.ipynb 19
 def is_nested(x) -> bool: return isinstance(x, (list, tuple, dict))
 
 def flatten(x) -> list:
@@ -138,7 +138,7 @@ def map_structure(fn, x):
     "Apply `fn` to every leaf of `x`, keeping the structure."
     return pack_sequence_as(x, [fn(l) for l in flatten(x)])
 
-# %% ../nbs/00_backend.ipynb 21
+# %% ../nbs/00_backend.ipynb 22
 def get_object(kind, registry, base, identifier):
     "Resolve None, a name, a Keras config dict, an instance of `base` or a callable against `registry`."
     if identifier is None or isinstance(identifier, base): return identifier
@@ -159,7 +159,7 @@ def serialize_object(module, base, obj):
     if not isinstance(obj, base): return getattr(obj, '__name__', repr(obj))
     return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}
 
-# %% ../nbs/00_backend.ipynb 24
+# %% ../nbs/00_backend.ipynb 25
 import contextlib
 import signal
 import threading
@@ -185,7 +185,7 @@ def deferred_interrupts(escapable=False):
         signal.signal(signal.SIGINT, previous)
         if received: previous(signal.SIGINT, received[0])     # e.g. raises KeyboardInterrupt now
 
-# %% ../nbs/00_backend.ipynb 27
+# %% ../nbs/00_backend.ipynb 28
 class Info(dict):
     "`info()`'s answer: a dict that prints one line per entry."
     def __repr__(self): return '\n'.join(f"{k}: {v}" for k, v in self.items())
@@ -201,24 +201,16 @@ def _gpu_info(out):
     except Exception as e:  # noqa: BLE001 - any CUDA failure means no usable GPU
         out['devices'] = f"none usable ({type(e).__name__}: {e})"
 
+_INFO_SECTIONS = {}    # name -> `fn(out, layer, inputs, mask)`, registered by the diagnostics notebook
+
+def register_info_section(fn):
+    "Register `fn(out, layer, inputs, mask)` (replacing one of the same name): it adds entries to every `info()`."
+    _INFO_SECTIONS[fn.__name__] = fn
+    return fn
+
 def info(layer=None, inputs=None, mask=None) -> Info:
-    """NumPy/CuPy/CUDA/cuDNN versions and devices; for `layer`, whether (for `inputs`) it runs cuDNN, or why not."""
-    from rnnbook import cudnn
+    """NumPy/CuPy/CUDA/cuDNN versions and devices; for `layer`, which path (for `inputs`) it takes, and why."""
     out = Info(numpy=np.__version__, floatx=floatx())
     _gpu_info(out)
-    why = cudnn.library_reason()
-    out['cudnn'] = why if why else f"{cudnn.version()} ({cudnn.library().path})"
-    if layer is not None:
-        inner = getattr(layer, 'forward_layer', layer)                 # Bidirectional: its layers decide
-        from rnnbook import recurrent, cudnn_layers
-        if isinstance(inner, cudnn_layers._CuDNNRNN):
-            reason = None if inputs is None else cudnn_layers.cudnn_reason(inner, inputs)
-        elif hasattr(inner, 'cudnn_loop'):
-            reason = recurrent.cudnn_config_reason(inner) if inputs is None else \
-                recurrent.cudnn_reason(inner, inputs, mask)
-        else: reason = f"{type(inner).__name__} has no cuDNN path"
-        out['layer'] = f"{type(layer).__name__} '{layer.name}'"
-        if reason is not None: out['cudnn_path'] = f"not taken: {reason}"
-        elif inputs is None: out['cudnn_path'] = "taken for CuPy float inputs (masks: right-padded) where cuDNN loads"
-        else: out['cudnn_path'] = "taken"
+    for section in _INFO_SECTIONS.values(): section(out, layer, inputs, mask)
     return out

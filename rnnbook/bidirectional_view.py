@@ -14,6 +14,7 @@ from .backend import to_numpy
 from .traces import trace_bidirectional, BidirectionalTrace
 from .bidirectional import MERGE_MODES
 from .views import new_figure, Explorer
+from fastcore.basics import patch
 
 # %% ../nbs/35_bidirectional_view.ipynb 6
 def reading_steps(order, mask_row) -> np.ndarray:
@@ -36,6 +37,10 @@ def _merged(btrace, mode):
 
 def _mode_label(mode): return 'None' if mode is None else mode
 
+_TITLES = {'concat': 'merged: concat [fw | bw]', None: 'None: [fw, bw] returned\nas a pair (not merged)',
+           'sum': 'merged: fw + bw', 'ave': 'merged: (fw + bw) / 2', 'mul': 'merged: fw * bw'}
+
+# %% ../nbs/35_bidirectional_view.ipynb 14
 class BidirectionalView:
     "The bidirectional picture, kept between redraws: `update(btrace, sample, merge_mode, timestep)`."
     def __init__(self, width=10, height=4.6):
@@ -51,7 +56,9 @@ class BidirectionalView:
         self.ax_fw.set_title('forward output', fontsize=9)
         self.ax_bw.set_title('backward output\n(flipped to input order)', fontsize=9)
         for ax in (self.ax_fw, self.ax_bw, self.ax_merged):
-            ax.set_xlabel('unit', fontsize=8); ax.tick_params(labelsize=7); ax.set_yticks([])
+            ax.set_xlabel('unit', fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_yticks([])
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))      # few tick labels: text is the slow part
         cax = fig.add_axes([0.915, 0.2, 0.013, 0.64])
         self.colorbar = fig.colorbar(self.merged_image, cax=cax, ticks=MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
@@ -63,88 +70,120 @@ class BidirectionalView:
                        for ax in (self.ax_order, self.ax_fw, self.ax_bw, self.ax_merged)]
         self.divider = self.ax_merged.axvline(0, color='k', lw=1, visible=False)
         ax = self.ax_order
-        ax.set_xlim(0, 2); ax.set_xticks([0.5, 1.5], ['fw', 'bw'], fontsize=8); ax.set_ylabel('time step t')
-        ax.tick_params(labelsize=7); ax.yaxis.set_major_locator(MaxNLocator(6, integer=True))
+        ax.set_xlim(0, 2)
+        ax.set_xticks([0.5, 1.5], ['fw', 'bw'], fontsize=8)
+        ax.set_ylabel('time step t')
+        ax.tick_params(labelsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(6, integer=True))
         ax.set_title('reading\norder', fontsize=8)
         self.marks = []
         self.caption = fig.text(0.05, 0.03, '', fontsize=8.5, va='bottom')
         fig.text(0.05, 0.955, 'grey rows: padding (mask False), skipped by both directions.   Colours: forward and '
                  'backward -1 (blue) to 1 (red); the bar is the merged panel\'s.', fontsize=8, color='0.35')
 
-    def _arrow(self, x, start, end, steps, color):
-        "An arrow over the steps a direction reads, numbered at both ends."
-        ax = self.ax_order
-        if start == end:
-            self.marks.append(ax.plot([x], [start], 'o', color=color, ms=4)[0])
-        else:
-            self.marks.append(ax.annotate('', xy=(x, end), xytext=(x, start), zorder=3,
-                                          arrowprops=dict(arrowstyle='-|>', color=color, lw=1.6)))
-        for t in {start, end}:
-            self.marks.append(ax.text(x + 0.12, t, str(steps[t]), fontsize=7, color=color, va='center', zorder=3))
+# %% ../nbs/35_bidirectional_view.ipynb 17
+@patch
+def _arrow(self: BidirectionalView, x, start, end, steps, color):
+    "An arrow over the steps a direction reads, numbered at both ends."
+    ax = self.ax_order
+    if start == end:
+        self.marks.append(ax.plot([x], [start], 'o', color=color, ms=4)[0])
+    else:
+        self.marks.append(ax.annotate('', xy=(x, end), xytext=(x, start), zorder=3,
+                                      arrowprops=dict(arrowstyle='-|>', color=color, lw=1.6)))
+    for t in {start, end}:
+        self.marks.append(ax.text(x + 0.12, t, str(steps[t]), fontsize=7, color=color, va='center', zorder=3))
 
-    def update(self, btrace, sample=0, merge_mode=_LAYER, timestep=None):
-        "Redraw for `sample` and `merge_mode` ('concat', 'sum', 'mul', 'ave', None, or 'layer': the layer's own)."
-        if merge_mode == _LAYER: merge_mode = btrace.merge_mode
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(f"Invalid value for argument `merge_mode`: expected one of {MERGE_MODES}, "
-                             f"received {merge_mode!r}.")
-        fw, bw = to_numpy(btrace.forward_output), to_numpy(btrace.backward_output)
-        if fw.ndim != 3:
-            raise ValueError("The bidirectional view draws outputs over time: the wrapped layer needs "
-                             "return_sequences=True.")
-        merged = _merged(btrace, merge_mode)[sample]
-        T, U = fw.shape[1:]
-        valid = np.ones(T, bool) if btrace.mask is None else np.asarray(btrace.mask[sample], bool)
-        self.forward_image.set_data(fw[sample]); self.backward_image.set_data(bw[sample])
-        self.merged_image.set_data(merged)
-        ext = lambda w: (-0.5, w - 0.5, T - 0.5, -0.5)
-        self.forward_image.set_extent(ext(U)); self.backward_image.set_extent(ext(U))
-        self.merged_image.set_extent(ext(merged.shape[1]))
-        lim = _LIMITS.get(merge_mode, 1.0)
-        self.merged_image.set_clim(-lim, lim)
-        for ax, w in ((self.ax_fw, U), (self.ax_bw, U), (self.ax_merged, merged.shape[1])):
-            ax.set_xlim(-0.5, w - 0.5); ax.set_ylim(T - 0.5, -0.5)
-        self.ax_order.set_ylim(T - 0.5, -0.5)
-        shade = np.zeros((T, 1, 4)); shade[~valid] = (0.45, 0.45, 0.45, 0.6)
-        for im, ax in zip(self.shades, (self.ax_order, self.ax_fw, self.ax_bw, self.ax_merged)):
-            im.set_data(shade); x0, x1 = ax.get_xlim(); im.set_extent((x0, x1, T - 0.5, -0.5))
-        wide = merge_mode in ('concat', None)
-        self.divider.set_visible(wide); self.divider.set_xdata([U - 0.5, U - 0.5])
-        title = {'concat': 'merged: concat [fw | bw]', None: 'None: [fw, bw] returned\nas a pair (not merged)',
-                 'sum': 'merged: fw + bw', 'ave': 'merged: (fw + bw) / 2', 'mul': 'merged: fw * bw'}[merge_mode]
-        self.ax_merged.set_title(title, fontsize=9)
-        for m in self.marks: m.remove()
-        self.marks = []
-        f_steps = reading_steps(btrace.forward.order, valid)
-        b_steps = reading_steps(btrace.backward.order, valid)
-        if valid.any():
-            f_seen = [t for t in btrace.forward.order if valid[t]]
-            b_seen = [t for t in btrace.backward.order if valid[t]]
-            self._arrow(0.5, f_seen[0], f_seen[-1], f_steps, 'C0')
-            self._arrow(1.5, b_seen[0], b_seen[-1], b_steps, 'C3')
-        n = int(valid.sum())
-        for fr in self.frames: fr.set_visible(timestep is not None)
-        if timestep is None:
-            text = (f'sample {sample}: {n} of {T} steps valid. The backward copy starts at step {b_seen[0]}, '
-                    f'the last valid step.' if 0 < n < T else f'sample {sample}: {n} of {T} steps valid.')
-        else:
-            t = int(timestep)
-            for fr in self.frames: fr.set_y(t - 0.5)
-            if valid[t]:
-                text = (f't = {t}: the forward copy reads it as step {f_steps[t]} of {n} (having read t = '
-                        f'{f_seen[0]}\u2192{t}), the backward copy as step {b_steps[t]} of {n} (having read t = '
-                        f'{b_seen[0]}\u2192{t}); merge mode {_mode_label(merge_mode)}.')
-            else:
-                text = (f't = {t} is padding: both copies skip it. The forward state is held from its last valid '
-                        f'step, the backward state is still zeros; both outputs are 0 here.')
-        self.caption.set_text(text)
-        return self.figure
+# %% ../nbs/35_bidirectional_view.ipynb 20
+@patch
+def _show_outputs(self: BidirectionalView, fw, bw, merged, valid, merge_mode):
+    "The three heatmaps of one sample `(T, units)`, their scales, the padded rows shaded, the merged title."
+    T, U = fw.shape
+    self.forward_image.set_data(fw)
+    self.backward_image.set_data(bw)
+    self.merged_image.set_data(merged)
+    ext = lambda w: (-0.5, w - 0.5, T - 0.5, -0.5)
+    self.forward_image.set_extent(ext(U))
+    self.backward_image.set_extent(ext(U))
+    self.merged_image.set_extent(ext(merged.shape[1]))
+    lim = _LIMITS.get(merge_mode, 1.0)
+    self.merged_image.set_clim(-lim, lim)
+    for ax, w in ((self.ax_fw, U), (self.ax_bw, U), (self.ax_merged, merged.shape[1])):
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(T - 0.5, -0.5)
+    self.ax_order.set_ylim(T - 0.5, -0.5)
+    shade = np.zeros((T, 1, 4))
+    shade[~valid] = (0.45, 0.45, 0.45, 0.6)
+    for im, ax in zip(self.shades, (self.ax_order, self.ax_fw, self.ax_bw, self.ax_merged)):
+        im.set_data(shade)
+        x0, x1 = ax.get_xlim()
+        im.set_extent((x0, x1, T - 0.5, -0.5))
+    wide = merge_mode in ('concat', None)
+    self.divider.set_visible(wide)
+    self.divider.set_xdata([U - 0.5, U - 0.5])
+    self.ax_merged.set_title(_TITLES[merge_mode], fontsize=9)
 
+# %% ../nbs/35_bidirectional_view.ipynb 23
+@patch
+def _show_reading(self: BidirectionalView, btrace, valid, timestep=None):
+    "The reading order of each direction as an arrow over the valid steps; the frame around row `timestep`."
+    for m in self.marks: m.remove()
+    self.marks = []
+    f_steps = reading_steps(btrace.forward.order, valid)
+    b_steps = reading_steps(btrace.backward.order, valid)
+    if valid.any():
+        f_seen = [t for t in btrace.forward.order if valid[t]]
+        b_seen = [t for t in btrace.backward.order if valid[t]]
+        self._arrow(0.5, f_seen[0], f_seen[-1], f_steps, 'C0')
+        self._arrow(1.5, b_seen[0], b_seen[-1], b_steps, 'C3')
+    for fr in self.frames: fr.set_visible(timestep is not None)
+    if timestep is not None:
+        for fr in self.frames: fr.set_y(int(timestep) - 0.5)
+
+# %% ../nbs/35_bidirectional_view.ipynb 26
+def _caption(sample, valid, forward_order, backward_order, timestep=None, merge_mode='concat'):
+    "The caption: how many steps of `sample` are valid, or what each direction had read when it produced row t."
+    n, T = int(valid.sum()), len(valid)
+    f_steps, b_steps = reading_steps(forward_order, valid), reading_steps(backward_order, valid)
+    f_seen = [t for t in forward_order if valid[t]]
+    b_seen = [t for t in backward_order if valid[t]]
+    if timestep is None:
+        return (f'sample {sample}: {n} of {T} steps valid. The backward copy starts at step {b_seen[0]}, '
+                f'the last valid step.' if 0 < n < T else f'sample {sample}: {n} of {T} steps valid.')
+    t = int(timestep)
+    if valid[t]:
+        return (f't = {t}: the forward copy reads it as step {f_steps[t]} of {n} (having read t = '
+                f'{f_seen[0]}\u2192{t}), the backward copy as step {b_steps[t]} of {n} (having read t = '
+                f'{b_seen[0]}\u2192{t}); merge mode {_mode_label(merge_mode)}.')
+    return (f't = {t} is padding: both copies skip it. The forward state is held from its last valid '
+            f'step, the backward state is still zeros; both outputs are 0 here.')
+
+# %% ../nbs/35_bidirectional_view.ipynb 29
+@patch
+def update(self: BidirectionalView, btrace, sample=0, merge_mode=_LAYER, timestep=None):
+    "Redraw for `sample` and `merge_mode` ('concat', 'sum', 'mul', 'ave', None, or 'layer': the layer's own)."
+    if merge_mode == _LAYER: merge_mode = btrace.merge_mode
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"Invalid value for argument `merge_mode`: expected one of {MERGE_MODES}, "
+                         f"received {merge_mode!r}.")
+    fw, bw = to_numpy(btrace.forward_output), to_numpy(btrace.backward_output)
+    if fw.ndim != 3:
+        raise ValueError("The bidirectional view draws outputs over time: the wrapped layer needs "
+                         "return_sequences=True.")
+    merged = _merged(btrace, merge_mode)[sample]
+    valid = np.ones(fw.shape[1], bool) if btrace.mask is None else np.asarray(btrace.mask[sample], bool)
+    self._show_outputs(fw[sample], bw[sample], merged, valid, merge_mode)
+    self._show_reading(btrace, valid, timestep)
+    self.caption.set_text(_caption(sample, valid, btrace.forward.order, btrace.backward.order, timestep,
+                                   merge_mode))
+    return self.figure
+
+# %% ../nbs/35_bidirectional_view.ipynb 32
 def bidirectional_figure(btrace, sample=0, merge_mode=_LAYER, timestep=None, width=10, height=4.6):
     "Forward, backward and merged outputs of `btrace` (a `BidirectionalTrace`); `merge_mode` 'layer' is the layer's."
     return BidirectionalView(width, height).update(btrace, sample, merge_mode, timestep)
 
-# %% ../nbs/35_bidirectional_view.ipynb 17
+# %% ../nbs/35_bidirectional_view.ipynb 38
 def bidirectional_explorer(layer, x, mask=None, title='Bidirectional merge') -> Explorer:
     "Trace the `Bidirectional` `layer` on `x` (and `mask`); explore the merge modes, samples and timesteps."
     bt = layer if isinstance(layer, BidirectionalTrace) else trace_bidirectional(layer, x, mask)

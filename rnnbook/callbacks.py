@@ -10,6 +10,7 @@ import re
 import sys
 import time
 import warnings
+from fastcore.basics import patch
 
 # %% ../nbs/21a_callbacks.ipynb 6
 class Callback:
@@ -35,6 +36,7 @@ class Callback:
     def on_predict_begin(self, logs=None): pass
     def on_predict_end(self, logs=None): pass
 
+# %% ../nbs/21a_callbacks.ipynb 9
 class CallbackList(Callback):
     "Several callbacks called as one, with `History` and the progress bar added as `fit` does."
     def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
@@ -76,6 +78,7 @@ class CallbackList(Callback):
     def on_predict_begin(self, logs=None): self._each('on_predict_begin', logs)
     def on_predict_end(self, logs=None): self._each('on_predict_end', logs)
 
+# %% ../nbs/21a_callbacks.ipynb 12
 class History(Callback):
     "Record each epoch's logs in `history` (a dict of lists); `fit` returns it and sets `model.history`."
     def __init__(self):
@@ -102,7 +105,7 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None: setattr(self, name, fn)
 
-# %% ../nbs/21a_callbacks.ipynb 8
+# %% ../nbs/21a_callbacks.ipynb 15
 def _direction(monitor):
     "+1 if larger values of the logged quantity `monitor` are better, -1 if smaller are, None if unknown."
     name = monitor[4:] if monitor.startswith('val_') else monitor
@@ -111,6 +114,7 @@ def _direction(monitor):
     if 'acc' in name or 'auc' in name or 'precision' in name or 'recall' in name: return 1
     return None
 
+# %% ../nbs/21a_callbacks.ipynb 18
 class EarlyStopping(Callback):
     "Stop training when `monitor` has not improved for `patience` epochs (Keras 3 arguments)."
     def __init__(self, monitor='val_loss', min_delta=0, patience=0, verbose=0, mode='auto', baseline=None,
@@ -123,20 +127,6 @@ class EarlyStopping(Callback):
         self.patience, self.verbose, self.baseline = patience, verbose, baseline
         self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
         self.wait, self.stopped_epoch, self.best, self.best_weights, self.best_epoch = 0, 0, None, None, 0
-
-    def _sign(self):
-        if self.mode != 'auto': return 1 if self.mode == 'max' else -1
-        sign = _direction(self.monitor)
-        if sign is None:
-            raise ValueError(f"EarlyStopping callback received monitor={self.monitor}, but rnnbook isn't able to "
-                             "automatically determine whether that metric should be maximized or minimized. Pass "
-                             "`mode='max'` in order to monitor based on the highest metric value, or pass "
-                             "`mode='min'` in order to use the lowest value.")
-        return sign
-
-    def _improves(self, value, reference):
-        if reference is None: return True
-        return self._sign() * (value - reference) > self.min_delta
 
     def on_train_begin(self, logs=None):
         self._sign()                                   # an unknown direction fails before any update
@@ -169,7 +159,24 @@ class EarlyStopping(Callback):
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
-# %% ../nbs/21a_callbacks.ipynb 12
+# %% ../nbs/21a_callbacks.ipynb 21
+@patch
+def _sign(self: EarlyStopping):
+    if self.mode != 'auto': return 1 if self.mode == 'max' else -1
+    sign = _direction(self.monitor)
+    if sign is None:
+        raise ValueError(f"EarlyStopping callback received monitor={self.monitor}, but rnnbook isn't able to "
+                         "automatically determine whether that metric should be maximized or minimized. Pass "
+                         "`mode='max'` in order to monitor based on the highest metric value, or pass "
+                         "`mode='min'` in order to use the lowest value.")
+    return sign
+
+@patch
+def _improves(self: EarlyStopping, value, reference):
+    if reference is None: return True
+    return self._sign() * (value - reference) > self.min_delta
+
+# %% ../nbs/21a_callbacks.ipynb 25
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
 def _format_time(seconds_per_unit, unit_name):
@@ -182,6 +189,7 @@ def _format_value(v):
     except (TypeError, ValueError): return f" {v}"
     return f" {v:.4f}" if abs(v) > 1e-3 else f" {v:.4e}"
 
+# %% ../nbs/21a_callbacks.ipynb 28
 class Progbar:
     "Keras 3's progress bar: `update(current, values)` after each step; values are shown as given."
     def __init__(self, target, width=20, verbose=1, interval=0.05, unit_name='step'):
@@ -201,32 +209,35 @@ class Progbar:
         if self._color: return f"\x1b[1m{count}\x1b[0m \x1b[32m{'━' * done}\x1b[0m\x1b[37m{'━' * (self.width - done)}\x1b[0m"
         return f"{count} {'━' * done}{' ' * (self.width - done)}"
 
-    def update(self, current, values=None, finalize=None):
-        "Show step `current` of `target` with `values` (`[(name, value), ...]`)."
-        if finalize is None: finalize = self.target is not None and current >= self.target
-        for k, v in values or []: self._values[k] = v
-        now = time.time()
-        per_unit = (now - self._start) / current if current else 0.
-        info = ''.join(f" - {k}:{_format_value(v)}" for k, v in self._values.items())
-        if self.verbose == 1:
-            if not finalize and (not self._dynamic or now - self._last_update < self.interval): return
-            if finalize or not self.target: timing = f" {now - self._start:.0f}s"
-            else:
-                eta = per_unit * (self.target - current)
-                timing = (f" {eta // 3600:.0f}:{(eta % 3600) // 60:02.0f}:{eta % 60:02.0f}" if eta > 3600 else
-                          f" {eta // 60:.0f}:{eta % 60:02.0f}" if eta > 60 else f" {eta:.0f}s")
-            line = self._bar(current) + timing + _format_time(per_unit, self.unit_name) + info
-            width = len(_ANSI.sub('', line))              # what the terminal shows
-            if self._dynamic: line = '\r' + line + ' ' * max(0, self._prev_width - width)
-            sys.stdout.write(line + ('\n' if finalize else ''))
-            sys.stdout.flush()
-            self._prev_width = width
-        elif self.verbose == 2 and finalize:
-            count = f"{current:{len(str(self.target))}d}/{self.target}" if self.target else f"{current}"
-            sys.stdout.write(f"{count} - {now - self._start:.0f}s -{_format_time(per_unit, self.unit_name)}{info}\n")
-            sys.stdout.flush()
-        self._last_update = now
+# %% ../nbs/21a_callbacks.ipynb 31
+@patch
+def update(self: Progbar, current, values=None, finalize=None):
+    "Show step `current` of `target` with `values` (`[(name, value), ...]`)."
+    if finalize is None: finalize = self.target is not None and current >= self.target
+    for k, v in values or []: self._values[k] = v
+    now = time.time()
+    per_unit = (now - self._start) / current if current else 0.
+    info = ''.join(f" - {k}:{_format_value(v)}" for k, v in self._values.items())
+    if self.verbose == 1:
+        if not finalize and (not self._dynamic or now - self._last_update < self.interval): return
+        if finalize or not self.target: timing = f" {now - self._start:.0f}s"
+        else:
+            eta = per_unit * (self.target - current)
+            timing = (f" {eta // 3600:.0f}:{(eta % 3600) // 60:02.0f}:{eta % 60:02.0f}" if eta > 3600 else
+                      f" {eta // 60:.0f}:{eta % 60:02.0f}" if eta > 60 else f" {eta:.0f}s")
+        line = self._bar(current) + timing + _format_time(per_unit, self.unit_name) + info
+        width = len(_ANSI.sub('', line))              # what the terminal shows
+        if self._dynamic: line = '\r' + line + ' ' * max(0, self._prev_width - width)
+        sys.stdout.write(line + ('\n' if finalize else ''))
+        sys.stdout.flush()
+        self._prev_width = width
+    elif self.verbose == 2 and finalize:
+        count = f"{current:{len(str(self.target))}d}/{self.target}" if self.target else f"{current}"
+        sys.stdout.write(f"{count} - {now - self._start:.0f}s -{_format_time(per_unit, self.unit_name)}{info}\n")
+        sys.stdout.flush()
+    self._last_update = now
 
+# %% ../nbs/21a_callbacks.ipynb 34
 class ProgbarLogger(Callback):
     "Draw the progress bar of `fit` (one per epoch, after `Epoch i/n`), `evaluate` and `predict`."
     def __init__(self):

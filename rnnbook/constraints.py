@@ -5,10 +5,10 @@
 # %% auto 0
 __all__ = ['CONSTRAINTS', 'Constraint', 'MaxNorm', 'NonNeg', 'UnitNorm', 'MinMaxNorm', 'get', 'serialize']
 
-# %% ../nbs/05_constraints.ipynb 3
+# %% ../nbs/05_constraints.ipynb 4
 from .backend import array_module, unwrap, get_object, serialize_object
 
-# %% ../nbs/05_constraints.ipynb 5
+# %% ../nbs/05_constraints.ipynb 7
 _EPS = 1e-7
 
 class Constraint:
@@ -23,6 +23,7 @@ def _norms(w, axis):
     xp = array_module(w)
     return xp.sqrt(xp.sum(w * w, axis=axis, keepdims=True))
 
+# %% ../nbs/05_constraints.ipynb 10
 class MaxNorm(Constraint):
     "Rescale each slice along `axis` whose norm exceeds `max_value`."
     def __init__(self, max_value=2, axis=0): self.max_value, self.axis = max_value, axis
@@ -35,6 +36,7 @@ class NonNeg(Constraint):
     "Zero out negative entries."
     def __call__(self, w): w = unwrap(w); return w * (w >= 0).astype(w.dtype)
 
+# %% ../nbs/05_constraints.ipynb 13
 class UnitNorm(Constraint):
     "Scale each slice along `axis` to unit norm."
     def __init__(self, axis=0): self.axis = axis
@@ -51,7 +53,7 @@ class MinMaxNorm(Constraint):
         return (w * (desired / (_EPS + n))).astype(w.dtype, copy=False)
     def get_config(self): return {'min_value': self.min_value, 'max_value': self.max_value, 'rate': self.rate, 'axis': self.axis}
 
-# %% ../nbs/05_constraints.ipynb 7
+# %% ../nbs/05_constraints.ipynb 15
 CONSTRAINTS = {'MaxNorm': MaxNorm, 'NonNeg': NonNeg, 'UnitNorm': UnitNorm, 'MinMaxNorm': MinMaxNorm,
                'max_norm': MaxNorm, 'non_neg': NonNeg, 'unit_norm': UnitNorm, 'min_max_norm': MinMaxNorm}
 

@@ -5,13 +5,14 @@
 # %% auto 0
 __all__ = ['Dense', 'Dropout', 'Embedding', 'Masking', 'BatchNormalization']
 
-# %% ../nbs/10_core.ipynb 3
+# %% ../nbs/10_core.ipynb 4
 import numbers
+from fastcore.basics import patch
 from .backend import array_module, unwrap, SeedGenerator, compute_dtype
 from .layer import Layer, check_bool, set_weight_options, weight_options_config
 from . import ops, activations, regularizers
 
-# %% ../nbs/10_core.ipynb 6
+# %% ../nbs/10_core.ipynb 8
 def _input_error(layer, expected, shape):
     return ValueError(f"Input 0 of layer \"{layer.name}\" is incompatible with the layer: {expected}. "
                       f"Full shape received: {tuple(shape)}")
@@ -47,23 +48,28 @@ class Dense(Layer):
         self.bias = self.add_weight((self.units,), self.bias_initializer, name='bias', regularizer=self.bias_regularizer,
                                     constraint=self.bias_constraint) if self.use_bias else None
 
-    def call(self, inputs):
-        if inputs.ndim < 2: raise _input_error(self, f"expected min_ndim=2, found ndim={inputs.ndim}", inputs.shape)
-        if inputs.shape[-1] != self.input_dim:
-            raise _input_error(self, f"expected axis -1 of input shape to have value {self.input_dim}", inputs.shape)
-        x = inputs.astype(compute_dtype(inputs.dtype, self.dtype), copy=False)
-        y = ops.matmul(x, self.kernel)                # (..., U)
-        if self.bias is not None: y = ops.add(y, self.bias)
-        return self.activation(y)
+# %% ../nbs/10_core.ipynb 11
+@patch
+def call(self: Dense, inputs):
+    if inputs.ndim < 2: raise _input_error(self, f"expected min_ndim=2, found ndim={inputs.ndim}", inputs.shape)
+    if inputs.shape[-1] != self.input_dim:
+        raise _input_error(self, f"expected axis -1 of input shape to have value {self.input_dim}", inputs.shape)
+    x = inputs.astype(compute_dtype(inputs.dtype, self.dtype), copy=False)
+    y = ops.matmul(x, self.kernel)                # (..., U)
+    if self.bias is not None: y = ops.add(y, self.bias)
+    return self.activation(y)
 
-    def compute_output_shape(self, input_shape): return tuple(input_shape[:-1]) + (self.units,)
+@patch
+def compute_output_shape(self: Dense, input_shape): return tuple(input_shape[:-1]) + (self.units,)
 
-    def get_config(self):
-        return {**super().get_config(), 'units': self.units, 'activation': activations.serialize(self.activation),
-                'use_bias': self.use_bias, **weight_options_config(self, 'kernel', 'bias'),
-                'activity_regularizer': regularizers.serialize(self.activity_regularizer)}
+@patch
+def get_config(self: Dense):
+    return {**super(Dense, self).get_config(), 'units': self.units,
+            'activation': activations.serialize(self.activation),
+            'use_bias': self.use_bias, **weight_options_config(self, 'kernel', 'bias'),
+            'activity_regularizer': regularizers.serialize(self.activity_regularizer)}
 
-# %% ../nbs/10_core.ipynb 9
+# %% ../nbs/10_core.ipynb 14
 def _check_noise_shape(noise_shape):
     if noise_shape is None: return None
     if isinstance(noise_shape, str) or not hasattr(noise_shape, '__iter__'):
@@ -76,6 +82,7 @@ def _check_noise_shape(noise_shape):
                              f"integers or None. Received element at index {i}: {dim!r}")
     return tuple(None if d is None else int(d) for d in noise_shape)
 
+# %% ../nbs/10_core.ipynb 17
 class Dropout(Layer):
     "Zero a fraction `rate` of the inputs in training (scaling the rest by 1/(1-rate)); identity at inference."
     _single_input = _real_input = True
@@ -101,20 +108,25 @@ class Dropout(Layer):
                                  f"{tuple(x.shape)}.")
         return tuple(n if d is None else d for d, n in zip(self.noise_shape, x.shape))
 
-    def call(self, inputs, training=False):
-        if not training or self.rate == 0: return inputs
-        shape = self._noise_shape(inputs)
-        xp = array_module(inputs)
-        if self.rate == 1: return ops.multiply(inputs, xp.zeros(shape, inputs.dtype))
-        keep = self.seed_generator.next().random(shape) >= self.rate
-        return ops.multiply(inputs, xp.asarray((keep / (1 - self.rate)).astype(inputs.dtype)))
+# %% ../nbs/10_core.ipynb 20
+@patch
+def call(self: Dropout, inputs, training=False):
+    if not training or self.rate == 0: return inputs
+    shape = self._noise_shape(inputs)
+    xp = array_module(inputs)
+    if self.rate == 1: return ops.multiply(inputs, xp.zeros(shape, inputs.dtype))
+    keep = self.seed_generator.next().random(shape) >= self.rate
+    return ops.multiply(inputs, xp.asarray((keep / (1 - self.rate)).astype(inputs.dtype)))
 
-    def compute_output_shape(self, input_shape): return tuple(input_shape)
+@patch
+def compute_output_shape(self: Dropout, input_shape): return tuple(input_shape)
 
-    def get_config(self):
-        return {**super().get_config(), 'rate': self.rate, 'seed': self.seed, 'noise_shape': self.noise_shape}
+@patch
+def get_config(self: Dropout):
+    return {**super(Dropout, self).get_config(), 'rate': self.rate, 'seed': self.seed,
+            'noise_shape': self.noise_shape}
 
-# %% ../nbs/10_core.ipynb 12
+# %% ../nbs/10_core.ipynb 23
 class Embedding(Layer):
     "Turn integer ids `(B, ...)` into vectors `(B, ..., output_dim)`; with `mask_zero`, id 0 is padding."
     _single_input = True
@@ -143,38 +155,45 @@ class Embedding(Layer):
                                           name='embeddings', regularizer=self.embeddings_regularizer,
                                           constraint=self.embeddings_constraint)
 
-    def _ids(self, inputs):
-        "The ids as integers, checked to lie in [0, input_dim)."
-        xp = array_module(inputs)
-        if inputs.dtype.kind == 'b' or inputs.dtype.kind not in 'iuf':
-            raise ValueError(f"Invalid value for argument `inputs`: expected integer token ids, received dtype {inputs.dtype}.")
-        if inputs.dtype.kind == 'f':
-            whole = xp.isfinite(inputs) & (inputs == xp.round(inputs))     # NaN and inf are no ids either
-            if inputs.size and not bool(xp.all(whole)):
-                raise ValueError("Invalid value for argument `inputs`: expected integer token ids, received non-integer "
-                                 f"values such as {float(inputs[~whole].ravel()[0])!r}.")
-        if inputs.size:     # before any cast: a float id of 1e20 is reported as itself, not as an overflowed int64
-            lo, hi = int(inputs.min()), int(inputs.max())
-            if lo < 0 or hi >= self.input_dim:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"Invalid value for argument `inputs`: token ids must be in [0, input_dim={self.input_dim}), "
-                                 f"received id {bad}.")
-        return inputs.astype('int64') if inputs.dtype.kind == 'f' else inputs
+# %% ../nbs/10_core.ipynb 26
+@patch
+def _ids(self: Embedding, inputs):
+    "The ids as integers, checked to lie in [0, input_dim)."
+    xp = array_module(inputs)
+    if inputs.dtype.kind == 'b' or inputs.dtype.kind not in 'iuf':
+        raise ValueError(f"Invalid value for argument `inputs`: expected integer token ids, received dtype {inputs.dtype}.")
+    if inputs.dtype.kind == 'f':
+        whole = xp.isfinite(inputs) & (inputs == xp.round(inputs))     # NaN and inf are no ids either
+        if inputs.size and not bool(xp.all(whole)):
+            raise ValueError("Invalid value for argument `inputs`: expected integer token ids, received non-integer "
+                             f"values such as {float(inputs[~whole].ravel()[0])!r}.")
+    if inputs.size:     # before any cast: a float id of 1e20 is reported as itself, not as an overflowed int64
+        lo, hi = int(inputs.min()), int(inputs.max())
+        if lo < 0 or hi >= self.input_dim:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"Invalid value for argument `inputs`: token ids must be in [0, input_dim={self.input_dim}), "
+                             f"received id {bad}.")
+    return inputs.astype('int64') if inputs.dtype.kind == 'f' else inputs
 
-    def call(self, inputs):
-        return ops.take(self.embeddings, self._ids(inputs), axis=0)      # (B, ..., D)
+# %% ../nbs/10_core.ipynb 29
+@patch
+def call(self: Embedding, inputs):
+    return ops.take(self.embeddings, self._ids(inputs), axis=0)      # (B, ..., D)
 
-    def compute_mask(self, inputs, mask=None):
-        if not self.mask_zero: return None
-        return inputs != 0
+@patch
+def compute_mask(self: Embedding, inputs, mask=None):
+    if not self.mask_zero: return None
+    return inputs != 0
 
-    def compute_output_shape(self, input_shape): return tuple(input_shape) + (self.output_dim,)
+@patch
+def compute_output_shape(self: Embedding, input_shape): return tuple(input_shape) + (self.output_dim,)
 
-    def get_config(self):
-        return {**super().get_config(), 'input_dim': self.input_dim, 'output_dim': self.output_dim,
-                **weight_options_config(self, 'embeddings'), 'activity_regularizer': regularizers.serialize(self.activity_regularizer), 'mask_zero': self.mask_zero}
+@patch
+def get_config(self: Embedding):
+    return {**super(Embedding, self).get_config(), 'input_dim': self.input_dim, 'output_dim': self.output_dim,
+            **weight_options_config(self, 'embeddings'), 'activity_regularizer': regularizers.serialize(self.activity_regularizer), 'mask_zero': self.mask_zero}
 
-# %% ../nbs/10_core.ipynb 19
+# %% ../nbs/10_core.ipynb 36
 class Masking(Layer):
     "Mark time steps whose features all equal `mask_value` as padding; those steps are set to 0."
     _single_input = _real_input = True
@@ -199,7 +218,7 @@ class Masking(Layer):
     def compute_output_shape(self, input_shape): return tuple(input_shape)
     def get_config(self): return {**super().get_config(), 'mask_value': self.mask_value}
 
-# %% ../nbs/10_core.ipynb 25
+# %% ../nbs/10_core.ipynb 42
 class BatchNormalization(Layer):
     "Normalise features with batch statistics in training and moving averages at inference (Keras 3 semantics)."
     _single_input = _real_input = True
@@ -227,13 +246,6 @@ class BatchNormalization(Layer):
         self.supports_masking = True
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
 
-    def _axis(self, ndim):
-        "`axis` as a non-negative index, checked against the input's rank."
-        if not -ndim <= self.axis < ndim:
-            raise ValueError(f"Axis {self.axis} is out of bounds for input shape with {ndim} dimensions. "
-                             f"Received: axis={self.axis}")
-        return self.axis % ndim
-
     def build(self, input_shape):
         dim = input_shape[self._axis(len(input_shape))]
         if dim is None:
@@ -251,53 +263,71 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, name='moving_variance',
                                                trainable=False)
 
-    def _check(self, inputs, mask):
-        if inputs.ndim != self.input_ndim:
-            raise _input_error(self, f"expected ndim={self.input_ndim}, found ndim={inputs.ndim}", inputs.shape)
-        if inputs.shape[self._axis(inputs.ndim)] != self.units:
-            raise _input_error(self, f"expected axis {self.axis} of input shape to have value {self.units}", inputs.shape)
-        if mask is not None and tuple(mask.shape) != tuple(inputs.shape[:-1]):
-            raise ValueError("The mask provided should be one dimension less than the inputs. Received: "
-                             f"mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}")
+# %% ../nbs/10_core.ipynb 45
+@patch
+def _axis(self: BatchNormalization, ndim):
+    "`axis` as a non-negative index, checked against the input's rank."
+    if not -ndim <= self.axis < ndim:
+        raise ValueError(f"Axis {self.axis} is out of bounds for input shape with {ndim} dimensions. "
+                         f"Received: axis={self.axis}")
+    return self.axis % ndim
 
-    def _moments(self, x, mask, axes):
-        "Mean and biased variance over `axes` (keepdims); masked entries left out (Keras 3: mask on all but the last axis)."
-        if mask is None:
-            mean = ops.mean(x, axis=axes, keepdims=True)
-            return mean, ops.mean(ops.square(ops.subtract(x, mean)), axis=axes, keepdims=True)
-        xp = array_module(unwrap(x))
-        m = xp.broadcast_to(xp.asarray(unwrap(mask)).astype(bool)[..., None], x.shape)   # (..., F) like x
-        n = m.astype(x.dtype).sum(axis=axes, keepdims=True) + x.dtype.type(1e-7)          # Keras' epsilon()
-        mean = ops.divide(ops.sum(ops.where(m, x, 0), axis=axes, keepdims=True), n)
-        d = ops.where(m, ops.subtract(x, mean), 0)
-        return mean, ops.divide(ops.sum(ops.square(d), axis=axes, keepdims=True), n)
+@patch
+def _check(self: BatchNormalization, inputs, mask):
+    if inputs.ndim != self.input_ndim:
+        raise _input_error(self, f"expected ndim={self.input_ndim}, found ndim={inputs.ndim}", inputs.shape)
+    if inputs.shape[self._axis(inputs.ndim)] != self.units:
+        raise _input_error(self, f"expected axis {self.axis} of input shape to have value {self.units}", inputs.shape)
+    if mask is not None and tuple(mask.shape) != tuple(inputs.shape[:-1]):
+        raise ValueError("The mask provided should be one dimension less than the inputs. Received: "
+                         f"mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}")
 
-    def call(self, inputs, training=False, mask=None):
-        if mask is not None: mask = array_module(inputs).asarray(unwrap(mask))
-        self._check(inputs, mask)
-        dtype = compute_dtype(inputs.dtype, 'float32')   # statistics in at least float32, as Keras
-        x = inputs if inputs.dtype == dtype else ops.cast(inputs, dtype)
-        axis = self._axis(x.ndim)
-        axes = tuple(a for a in range(x.ndim) if a != axis)
-        shape = tuple(self.units if a == axis else 1 for a in range(x.ndim))    # broadcasts along the features
-        if training and self.trainable:
-            mean, var = self._moments(x, mask, axes)
-            m = self.momentum
-            for v, stat in ((self.moving_mean, mean), (self.moving_variance, var)):
-                v.assign(v.value * m + unwrap(stat).reshape(self.units).astype(v.dtype) * (1 - m))
-        else:
-            mean, var = ops.reshape(self.moving_mean, shape), ops.reshape(self.moving_variance, shape)
-        inv = ops.divide(1.0, ops.sqrt(ops.add(var, self.epsilon)))              # 1 / sqrt(var + eps)
-        if self.gamma is not None: inv = ops.multiply(inv, ops.reshape(self.gamma, shape))
-        y = ops.multiply(ops.subtract(x, mean), inv)
-        if self.beta is not None: y = ops.add(y, ops.reshape(self.beta, shape))
-        out_dtype = compute_dtype(inputs.dtype, self.dtype)
-        return y if y.dtype == out_dtype else ops.cast(y, out_dtype)
+# %% ../nbs/10_core.ipynb 48
+@patch
+def _moments(self: BatchNormalization, x, mask, axes):
+    "Mean and biased variance over `axes` (keepdims); masked entries left out (Keras 3: mask on all but the last axis)."
+    if mask is None:
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        return mean, ops.mean(ops.square(ops.subtract(x, mean)), axis=axes, keepdims=True)
+    xp = array_module(unwrap(x))
+    m = xp.broadcast_to(xp.asarray(unwrap(mask)).astype(bool)[..., None], x.shape)   # (..., F) like x
+    n = m.astype(x.dtype).sum(axis=axes, keepdims=True) + x.dtype.type(1e-7)          # Keras' epsilon()
+    mean = ops.divide(ops.sum(ops.where(m, x, 0), axis=axes, keepdims=True), n)
+    d = ops.where(m, ops.subtract(x, mean), 0)
+    return mean, ops.divide(ops.sum(ops.square(d), axis=axes, keepdims=True), n)
 
-    def compute_output_shape(self, input_shape): return tuple(input_shape)
+# %% ../nbs/10_core.ipynb 51
+@patch
+def call(self: BatchNormalization, inputs, training=False, mask=None):
+    if mask is not None: mask = array_module(inputs).asarray(unwrap(mask))
+    self._check(inputs, mask)
+    dtype = compute_dtype(inputs.dtype, 'float32')   # statistics in at least float32, as Keras
+    x = inputs if inputs.dtype == dtype else ops.cast(inputs, dtype)
+    axis = self._axis(x.ndim)
+    axes = tuple(a for a in range(x.ndim) if a != axis)
+    shape = tuple(self.units if a == axis else 1 for a in range(x.ndim))    # broadcasts along the features
+    if training and self.trainable:
+        mean, var = self._moments(x, mask, axes)
+        m = self.momentum
+        for v, stat in ((self.moving_mean, mean), (self.moving_variance, var)):
+            v.assign(v.value * m + unwrap(stat).reshape(self.units).astype(v.dtype) * (1 - m))
+    else:
+        mean, var = ops.reshape(self.moving_mean, shape), ops.reshape(self.moving_variance, shape)
+    inv = ops.divide(1.0, ops.sqrt(ops.add(var, self.epsilon)))              # 1 / sqrt(var + eps)
+    if self.gamma is not None: inv = ops.multiply(inv, ops.reshape(self.gamma, shape))
+    y = ops.multiply(ops.subtract(x, mean), inv)
+    if self.beta is not None: y = ops.add(y, ops.reshape(self.beta, shape))
+    out_dtype = compute_dtype(inputs.dtype, self.dtype)
+    return y if y.dtype == out_dtype else ops.cast(y, out_dtype)
 
-    def get_config(self):
-        return {**super().get_config(), 'axis': self.axis, 'momentum': self.momentum, 'epsilon': self.epsilon,
-                'center': self.center, 'scale': self.scale,
-                **weight_options_config(self, 'beta', 'gamma', 'moving_mean', 'moving_variance'), 'synchronized': False, 'renorm': False, 'renorm_clipping': self.renorm_clipping,
-                'renorm_momentum': self.renorm_momentum}
+@patch
+def compute_output_shape(self: BatchNormalization, input_shape): return tuple(input_shape)
+
+# %% ../nbs/10_core.ipynb 57
+@patch
+def get_config(self: BatchNormalization):
+    return {**super(BatchNormalization, self).get_config(), 'axis': self.axis, 'momentum': self.momentum,
+            'epsilon': self.epsilon,
+            'center': self.center, 'scale': self.scale,
+            **weight_options_config(self, 'beta', 'gamma', 'moving_mean', 'moving_variance'), 'synchronized': False, 'renorm': False, 'renorm_clipping': self.renorm_clipping,
+            'renorm_momentum': self.renorm_momentum}

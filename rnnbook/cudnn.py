@@ -13,8 +13,10 @@ __all__ = ['ENUMS', 'PROTOTYPES', 'WeightEntry', 'KINDS', 'GATES', 'GATE_FROM_KE
 import ctypes, os, sys, glob
 from collections import namedtuple, OrderedDict
 import numpy as np
+from fastcore.basics import patch
 from .backend import array_module, unwrap, is_cupy_array, cupy_module
 from . import ops
+from .cells import KINDS as CELL_KINDS
 
 # %% ../nbs/08a_cudnn.ipynb 6
 ENUMS = dict(
@@ -60,7 +62,7 @@ PROTOTYPES = {   # name: (return type, argument types), in the headers' order
     'cudnnRNNBackwardWeights_v8': (_st, [_p, _p, _e, _pi, _p, _p, _p, _p, _p, _p, _z, _p, _z, _p, _z, _p]),
 }
 
-# %% ../nbs/08a_cudnn.ipynb 8
+# %% ../nbs/08a_cudnn.ipynb 9
 class CuDNNError(RuntimeError):
     "A cuDNN call failed: the function, its status code and cuDNN's text for it."
 
@@ -74,6 +76,8 @@ def library_candidates() -> list:
         out += sorted(glob.glob(os.path.join(d or '.', 'nvidia', 'cudnn', 'lib', 'libcudnn.so.9')))
     return out + ['libcudnn.so.9']
 
+
+# %% ../nbs/08a_cudnn.ipynb 12
 class Library:
     "`libcudnn.so.9` with its prototypes declared; `lib.call(name, *args)` raises `CuDNNError` on a bad status."
     def __init__(self, path):
@@ -90,6 +94,8 @@ class Library:
         if status != CUDNN_STATUS_SUCCESS:
             raise CuDNNError(f"{name} failed with status {status} ({self.error_string(status)}).")
 
+
+# %% ../nbs/08a_cudnn.ipynb 15
 _LIB, _LIB_ERROR = None, None
 
 def library() -> Library:
@@ -121,7 +127,8 @@ def version():
     "cuDNN's version number (e.g. 92700 for 9.27.0), or None without cuDNN."
     return None if library_reason() else library().version
 
-# %% ../nbs/08a_cudnn.ipynb 10
+
+# %% ../nbs/08a_cudnn.ipynb 19
 class _Desc:
     "An owned cuDNN descriptor (`kind` is 'Tensor', 'RNN' or 'RNNData')."
     def __init__(self, kind):
@@ -151,12 +158,13 @@ def tensor_dims(desc) -> list:
     library().call('cudnnGetTensorNdDescriptor', desc, 8, ctypes.byref(dt), ctypes.byref(n), dims, strides)
     return list(dims[:n.value])
 
-# %% ../nbs/08a_cudnn.ipynb 12
+# %% ../nbs/08a_cudnn.ipynb 22
 WeightEntry = namedtuple('WeightEntry', 'pseudo_layer lin_id part offset shape')
 
-KINDS = ('LSTM', 'GRU', 'SimpleRNN')
-GATES = {'LSTM': 4, 'GRU': 3, 'SimpleRNN': 1}
-GATE_FROM_KERAS = {'LSTM': (0, 1, 2, 3), 'GRU': (1, 0, 2), 'SimpleRNN': (0,)}   # cuDNN gate g is Keras gate [g]
+# read from the cells' kinds (notebook 07): cuDNN's modes, their gate counts, and cuDNN gate g = Keras gate [g]
+KINDS = tuple(k.name for k in CELL_KINDS.values())
+GATES = {k.name: len(k.gates) for k in CELL_KINDS.values()}
+GATE_FROM_KERAS = {k.name: k.cudnn_gates for k in CELL_KINDS.values()}
 
 def _check_kind(kind):
     if kind not in KINDS: raise ValueError(f"Invalid value for argument `kind`: expected one of {KINDS}, received {kind!r}.")
@@ -179,6 +187,8 @@ def weight_space_size(table) -> int:
     "Elements of the flat buffer a table spans."
     return max(e.offset + int(np.prod(e.shape)) for e in table)
 
+
+# %% ../nbs/08a_cudnn.ipynb 25
 def _keras_columns(kind, lin_id, U):
     "`(recurrent?, columns)`: whether cuDNN's linear layer `lin_id` is a recurrent one, and its Keras gate's columns."
     n = GATES[kind]
@@ -210,6 +220,8 @@ def keras_to_flat(kind, weights, table, xp=np, dtype=None, size=None):
         flat[e.offset:e.offset + block.size].reshape(e.shape)[...] = block     # one strided copy, no temporary
     return flat
 
+
+# %% ../nbs/08a_cudnn.ipynb 28
 def flat_to_keras(kind, flat, table, input_dim, units, directions=1, gradient=False) -> list:
     """Keras weights `[kernel, recurrent_kernel, bias]` per direction from a flat cuDNN buffer.
 
@@ -230,7 +242,8 @@ def flat_to_keras(kind, flat, table, input_dim, units, directions=1, gradient=Fa
         elif not gradient: bias[cols] += block
     return out
 
-# %% ../nbs/08a_cudnn.ipynb 16
+
+# %% ../nbs/08a_cudnn.ipynb 33
 _DTYPES = {'float32': CUDNN_DATA_FLOAT, 'float64': CUDNN_DATA_DOUBLE}
 _MODES = {'LSTM': CUDNN_LSTM, 'GRU': CUDNN_GRU}
 
@@ -243,6 +256,8 @@ def rnn_mode(kind, activation='tanh') -> int:
                          f"received {activation!r}.")
     return {'tanh': CUDNN_RNN_TANH, 'relu': CUDNN_RNN_RELU}[activation]
 
+
+# %% ../nbs/08a_cudnn.ipynb 36
 def rnn_descriptor(mode, dtype, input_dim, units, directions=1) -> _Desc:
     """A one-layer RNN descriptor: double bias, padded IO, no projection, no dropout; float32 with FMA math (no TF32
     rounding on tensor cores), float64 with the default math (there is no reduced-precision path for doubles)."""
@@ -265,6 +280,8 @@ def read_rnn_descriptor(d) -> dict:
             **dict(zip('input_size hidden_size proj_size num_layers'.split(), [s.value for s in sizes])),
             'aux_flags': aux.value}
 
+
+# %% ../nbs/08a_cudnn.ipynb 39
 def _handle(cp):
     "The cuDNN handle of the current CUDA device, bound to CuPy's current stream."
     lib, dev = library(), cp.cuda.Device().id
@@ -278,6 +295,8 @@ def _handle(cp):
 _HANDLES, _PLANS = {}, {}
 _Data = namedtuple('_Data', 'x_desc y_desc lengths dev_lengths work reserve_size')
 
+
+# %% ../nbs/08a_cudnn.ipynb 42
 class Plan:
     "Descriptors, weight-space size and weight table of one layer shape on one device (see `plan`)."
     def __init__(self, kind, input_dim, units, directions, dtype, activation='tanh'):
@@ -315,34 +334,40 @@ class Plan:
                     table.append(WeightEntry(p, lin, part, (addr.value - base) // item, shape))
         return table
 
-    def states_desc(self, B) -> _Desc:
-        "The descriptor of h and c: `(directions, batch, units)`."
-        d = self._states.get(B)
-        if d is None: d = self._states[B] = tensor_desc(self.code, (self.directions, B, self.units))
-        return d
 
-    def data(self, B, T, lengths, training) -> _Data:
-        "Data descriptors and temporary-space sizes for a batch of `B` sequences of up to `T` steps (cached)."
-        key = (B, T, None if lengths is None else lengths.tobytes(), training)
-        hit = self._data.get(key)
-        if hit is not None: self._data.move_to_end(key); return hit
-        cp, lib = cupy_module(), library()
-        host = np.full(B, T, np.int32) if lengths is None else np.ascontiguousarray(lengths, np.int32)
-        fill = (ctypes.c_double if self.dtype == np.float64 else ctypes.c_float)(0)
-        descs = []
-        for width in (self.input_dim, self.directions * self.units):
-            d = _Desc('RNNData')
-            lib.call('cudnnSetRNNDataDescriptor', d, self.code, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, T, B,
-                     width, host.ctypes.data_as(ctypes.POINTER(ctypes.c_int)), ctypes.byref(fill))
-            descs.append(d)
-        work, reserve = ctypes.c_size_t(), ctypes.c_size_t()
-        mode = CUDNN_FWD_MODE_TRAINING if training else CUDNN_FWD_MODE_INFERENCE
-        lib.call('cudnnGetRNNTempSpaceSizes', _handle(cp), self.rnn, mode, descs[0], ctypes.byref(work),
-                 ctypes.byref(reserve))
-        hit = self._data[key] = _Data(descs[0], descs[1], host, cp.asarray(host), work.value, reserve.value)
-        if len(self._data) > 64: self._data.popitem(last=False)
-        return hit
+# %% ../nbs/08a_cudnn.ipynb 45
+@patch
+def states_desc(self: Plan, B) -> _Desc:
+    "The descriptor of h and c: `(directions, batch, units)`."
+    d = self._states.get(B)
+    if d is None: d = self._states[B] = tensor_desc(self.code, (self.directions, B, self.units))
+    return d
 
+@patch
+def data(self: Plan, B, T, lengths, training) -> _Data:
+    "Data descriptors and temporary-space sizes for a batch of `B` sequences of up to `T` steps (cached)."
+    key = (B, T, None if lengths is None else lengths.tobytes(), training)
+    hit = self._data.get(key)
+    if hit is not None: self._data.move_to_end(key); return hit
+    cp, lib = cupy_module(), library()
+    host = np.full(B, T, np.int32) if lengths is None else np.ascontiguousarray(lengths, np.int32)
+    fill = (ctypes.c_double if self.dtype == np.float64 else ctypes.c_float)(0)
+    descs = []
+    for width in (self.input_dim, self.directions * self.units):
+        d = _Desc('RNNData')
+        lib.call('cudnnSetRNNDataDescriptor', d, self.code, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, T, B,
+                 width, host.ctypes.data_as(ctypes.POINTER(ctypes.c_int)), ctypes.byref(fill))
+        descs.append(d)
+    work, reserve = ctypes.c_size_t(), ctypes.c_size_t()
+    mode = CUDNN_FWD_MODE_TRAINING if training else CUDNN_FWD_MODE_INFERENCE
+    lib.call('cudnnGetRNNTempSpaceSizes', _handle(cp), self.rnn, mode, descs[0], ctypes.byref(work),
+             ctypes.byref(reserve))
+    hit = self._data[key] = _Data(descs[0], descs[1], host, cp.asarray(host), work.value, reserve.value)
+    if len(self._data) > 64: self._data.popitem(last=False)
+    return hit
+
+
+# %% ../nbs/08a_cudnn.ipynb 48
 def plan(kind, input_dim, units, directions, dtype, activation='tanh') -> Plan:
     "The cached `Plan` for this layer shape on the current device."
     cp = cupy_module()
@@ -351,13 +376,16 @@ def plan(kind, input_dim, units, directions, dtype, activation='tanh') -> Plan:
     if p is None: p = _PLANS[key] = Plan(kind, input_dim, units, directions, dtype, activation)
     return p
 
-# %% ../nbs/08a_cudnn.ipynb 18
+
+# %% ../nbs/08a_cudnn.ipynb 51
 def _ptr(a): return None if a is None else ctypes.c_void_p(a.data.ptr)
 
 def _groups(weights):
     "Flat `(kernel, recurrent_kernel, bias, kernel, ...)` as one triple per direction."
     return [list(weights[i:i + 3]) for i in range(0, len(weights), 3)]
 
+
+# %% ../nbs/08a_cudnn.ipynb 54
 def _forward(x, h0, c0, *weights, kind, activation='tanh', lengths=None, training=False):
     cp, lib = cupy_module(), library()
     x, h0, c0 = (None if a is None else cp.ascontiguousarray(unwrap(a)) for a in (x, h0, c0))
@@ -377,6 +405,8 @@ def _forward(x, h0, c0, *weights, kind, activation='tanh', lengths=None, trainin
              data.reserve_size if training else 0, _ptr(reserve))
     return (y, hy, cy), (pl, data, flat, reserve, x, h0, c0, y)
 
+
+# %% ../nbs/08a_cudnn.ipynb 57
 @ops.primitive
 def cudnn_rnn(x, h0, c0, *weights, kind, activation='tanh', lengths=None):
     "One cuDNN call over the whole batch: `(y, hy, cy)` (see the notebook for shapes)."
@@ -415,7 +445,8 @@ def cudnn_rnn_vjp(ct, res, x, h0, c0, *weights, kind, activation='tanh', lengths
 
 ops.defvjp(cudnn_rnn, cudnn_rnn_vjp, fwd=_cudnn_rnn_fwd);
 
-# %% ../nbs/08a_cudnn.ipynb 20
+
+# %% ../nbs/08a_cudnn.ipynb 60
 def sequence_lengths(mask):
     "Host int32 lengths of a right-padded mask, or None when the mask is not right-padded or has an empty row."
     xp = array_module(mask)
@@ -426,6 +457,8 @@ def sequence_lengths(mask):
     if not bool((right == mask).all()) or not bool((n > 0).all()): return None
     return np.asarray(n.get() if is_cupy_array(n) else n, np.int32)
 
+
+# %% ../nbs/08a_cudnn.ipynb 63
 def gather_plan(lengths, T, go_backwards, fill_last):
     """`(index, keep)` of shape (B, T): the loop's output at step k is `keep * y[b, index]` of cuDNN's output `y`.
 
@@ -448,6 +481,8 @@ def reverse_index(lengths, T):
     L = np.asarray(lengths)[:, None]
     return np.where(k < L, L - 1 - k, k)
 
+
+# %% ../nbs/08a_cudnn.ipynb 66
 def _gather(a, index, keep=None):
     "`a[b, index[b, k]]` (times `keep`), as recorded ops."
     xp = array_module(a)
@@ -456,6 +491,13 @@ def _gather(a, index, keep=None):
     if keep is None: return out
     return ops.multiply(out, xp.asarray(keep[..., None], dtype=unwrap(a).dtype))
 
+def _zero_where_cut(last, lengths, T):
+    "The last output with zeros for samples whose last step is padding (the loop with `zero_output_for_mask`)."
+    keep = (np.asarray(lengths) == T)[:, None]
+    return ops.multiply(last, array_module(unwrap(last)).asarray(keep, dtype=unwrap(last).dtype))
+
+
+# %% ../nbs/08a_cudnn.ipynb 69
 def cudnn_sequence(kind, x, states, weights, lengths=None, go_backwards=False, return_sequences=True,
                    zero_output_for_mask=False, activation='tanh'):
     """Run one layer (one direction) through cuDNN with the loop's conventions: `(last_output, outputs, states)`.
@@ -476,12 +518,8 @@ def cudnn_sequence(kind, x, states, weights, lengths=None, go_backwards=False, r
     if lengths is not None and zero_output_for_mask and not go_backwards: last = _zero_where_cut(last, lengths, T)
     return last, seq, new
 
-def _zero_where_cut(last, lengths, T):
-    "The last output with zeros for samples whose last step is padding (the loop with `zero_output_for_mask`)."
-    keep = (np.asarray(lengths) == T)[:, None]
-    return ops.multiply(last, array_module(unwrap(last)).asarray(keep, dtype=unwrap(last).dtype))
 
-# %% ../nbs/08a_cudnn.ipynb 22
+# %% ../nbs/08a_cudnn.ipynb 72
 def cudnn_bidirectional(kind, x, fw_states, bw_states, weights, lengths=None, return_sequences=True,
                         zero_output_for_mask=False, activation='tanh'):
     """Both directions in one cuDNN call: `(y, y_fw, y_bw, last_fw, last_bw, fw_states, bw_states)`.

@@ -7,13 +7,16 @@ __all__ = ['cudnn_reason', 'cudnn_ok', 'CuDNNCell', 'CuDNNLSTM', 'CuDNNGRU']
 
 # %% ../nbs/14_cudnn_layers.ipynb 3
 import numpy as np
+from fastcore.basics import patch
 from .backend import flatten, is_nested, is_cupy_array, unwrap
 from . import ops, activations, regularizers, cudnn
 from .layer import (Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options,
                            weight_options_config)
 from .rnn import RNN
-from .recurrent import lstm_fused, gru_fused, LSTM, GRU
+from .fused import lstm_fused, gru_fused
+from .recurrent import LSTM, GRU
 from .utils import cudnn_to_keras, keras_to_cudnn, convertible_kind
+from .dispatch import call_path
 
 # %% ../nbs/14_cudnn_layers.ipynb 11
 _TANH, _SIGMOID = activations.get('tanh'), activations.get('sigmoid')
@@ -22,15 +25,15 @@ _NOT_CUDNN = ('activation', 'recurrent_activation', 'use_bias', 'dropout', 'recu
 
 def cudnn_reason(layer, sequences):
     "None when this call runs cuDNN itself (CuPy float data, cuDNN 9 loadable); otherwise why the fused loop runs."
-    x = unwrap(sequences)
-    if not is_cupy_array(x): return "the inputs are not CuPy arrays (cuDNN runs on GPU data)"
-    if x.dtype.name not in ('float32', 'float64'): return f"dtype {x.dtype.name} (the cuDNN path serves float32 and float64)"
-    return cudnn.library_reason()
+    chosen = call_path(layer, sequences)
+    return None if chosen.path == 'cudnn' else chosen.reason
 
 def cudnn_ok(layer, sequences) -> bool:
     "Whether this call runs cuDNN itself: always on GPU data where cuDNN loads; the fused loops otherwise."
-    return cudnn_reason(layer, sequences) is None
+    return call_path(layer, sequences).path == 'cudnn'
 
+
+# %% ../nbs/14_cudnn_layers.ipynb 14
 class CuDNNCell:
     "A cuDNN layer's `cell` (in Keras 2 a namedtuple with `state_size`); `call` is one step of the layer's loop."
     def __init__(self, layer): self.layer = layer
@@ -51,6 +54,8 @@ def _mask_error(layer):
                       f"mask. Use `{layer.cudnn_kind}` for padded sequences (`layer.to_builtin()` gives one with "
                       "the same weights).")
 
+
+# %% ../nbs/14_cudnn_layers.ipynb 17
 class _CuDNNRNN(RNN):
     "What CuDNNLSTM and CuDNNGRU share: Keras 2's arguments and config, cuDNN's weights, no masks, the loop seam."
     cudnn_kind = None    # 'LSTM' or 'GRU': the built-in layer (and PyTorch module) computing the same
@@ -75,7 +80,6 @@ class _CuDNNRNN(RNN):
         self.supports_masking = False
         set_weight_options(self, locals())
 
-    # ---- weights ---------------------------------------------------------------------------------------------
     def build(self, sequences_shape, initial_state_shape=None):
         if isinstance(sequences_shape, list) and sequences_shape and isinstance(sequences_shape[0], (list, tuple)):
             sequences_shape = sequences_shape[0]      # Keras 2's `layer([inputs, *initial_state])`
@@ -98,102 +102,119 @@ class _CuDNNRNN(RNN):
 
     def bias_init(self): return self.bias_initializer
 
-    def builtin_weights(self) -> list:
-        "The weights in the built-in layer's layout (`LSTM` / `GRU(reset_after=True)`), on the weights' device."
-        if ops._recorder is not None: return self._recorded_builtin_weights()
-        return cudnn_to_keras(self.cudnn_kind, [self.kernel.value, self.recurrent_kernel.value, self.bias.value])
 
-    def _recorded_builtin_weights(self) -> list:
-        "`cudnn_to_keras` in recorded ops on the Variables, so that a gradient tape reaches the cuDNN-layout weights."
-        g, U, D = self.gates, self.units, self.kernel.shape[0]
-        kernel = ops.concatenate([ops.transpose(ops.reshape(k, (U, D))) for k in ops.split(self.kernel, g, axis=1)],
-                                 axis=1)                                                      # (D, gU)
-        recurrent = ops.concatenate([ops.transpose(r) for r in ops.split(self.recurrent_kernel, g, axis=1)], axis=1)
-        b = self.bias
-        bias = ops.add(ops.getitem(b, slice(0, g * U)), ops.getitem(b, slice(g * U, None))) if self.cudnn_kind == 'LSTM' \
-            else ops.reshape(b, (2, g * U))
-        return [kernel, recurrent, bias]
+# %% ../nbs/14_cudnn_layers.ipynb 20
+@patch
+def builtin_weights(self: _CuDNNRNN) -> list:
+    "The weights in the built-in layer's layout (`LSTM` / `GRU(reset_after=True)`), on the weights' device."
+    if ops._recorder is not None: return self._recorded_builtin_weights()
+    return cudnn_to_keras(self.cudnn_kind, [self.kernel.value, self.recurrent_kernel.value, self.bias.value])
 
-    # ---- call ------------------------------------------------------------------------------------------------
-    def call(self, inputs, mask=None, training=None, initial_state=None):
-        if isinstance(mask, (list, tuple)): mask = mask[0] if mask else None    # as Keras 2: the inputs' mask
-        if mask is not None: raise _mask_error(self)
-        if isinstance(inputs, (list, tuple)):                                   # Keras 2: [inputs, *initial_state]
-            inputs, initial_state = inputs[0], (list(inputs[1:]) or initial_state)
-        return super().call(inputs, initial_state=initial_state, training=bool(training))
+@patch
+def _recorded_builtin_weights(self: _CuDNNRNN) -> list:
+    "`cudnn_to_keras` in recorded ops on the Variables, so that a gradient tape reaches the cuDNN-layout weights."
+    g, U, D = self.gates, self.units, self.kernel.shape[0]
+    kernel = ops.concatenate([ops.transpose(ops.reshape(k, (U, D))) for k in ops.split(self.kernel, g, axis=1)],
+                             axis=1)                                                      # (D, gU)
+    recurrent = ops.concatenate([ops.transpose(r) for r in ops.split(self.recurrent_kernel, g, axis=1)], axis=1)
+    b = self.bias
+    bias = ops.add(ops.getitem(b, slice(0, g * U)), ops.getitem(b, slice(g * U, None))) if self.cudnn_kind == 'LSTM' \
+        else ops.reshape(b, (2, g * U))
+    return [kernel, recurrent, bias]
 
-    def compute_mask(self, inputs, mask=None):
-        if any(m is not None for m in (flatten(mask) if is_nested(mask) else [mask])): raise _mask_error(self)
-        n_states = 2 if self.cudnn_kind == 'LSTM' else 1
-        return [None] * (1 + n_states) if self.return_state else None
 
-    def inner_loop(self, sequences, initial_state, mask, training=False, constants=None):
-        "cuDNN where `cudnn_ok`, else the built-in layer's fused loop: `(last_output, outputs, final_states)`."
-        if cudnn_ok(self, sequences): return self.cudnn_loop(sequences, initial_state)
-        return self.fused_loop(sequences, initial_state)
+# %% ../nbs/14_cudnn_layers.ipynb 23
+@patch
+def call(self: _CuDNNRNN, inputs, mask=None, training=None, initial_state=None):
+    if isinstance(mask, (list, tuple)): mask = mask[0] if mask else None    # as Keras 2: the inputs' mask
+    if mask is not None: raise _mask_error(self)
+    if isinstance(inputs, (list, tuple)):                                   # Keras 2: [inputs, *initial_state]
+        inputs, initial_state = inputs[0], (list(inputs[1:]) or initial_state)
+    return super(_CuDNNRNN, self).call(inputs, initial_state=initial_state, training=bool(training))
 
-    def cudnn_loop(self, sequences, initial_state):
-        "cuDNN's own kernel (notebook 08a) on the weights in the built-in layout, recorded under a tape."
-        return cudnn.cudnn_sequence(self.cudnn_kind, sequences, list(initial_state), self.builtin_weights(),
-                                    go_backwards=self.go_backwards, return_sequences=self.return_sequences)
+@patch
+def compute_mask(self: _CuDNNRNN, inputs, mask=None):
+    if any(m is not None for m in (flatten(mask) if is_nested(mask) else [mask])): raise _mask_error(self)
+    n_states = 2 if self.cudnn_kind == 'LSTM' else 1
+    return [None] * (1 + n_states) if self.return_state else None
 
-    # ---- config and conversion -------------------------------------------------------------------------------
-    def get_config(self):
-        config = {'units': self.units, **weight_options_config(self, 'kernel', 'recurrent', 'bias'),
-                  'activity_regularizer': regularizers.serialize(self.activity_regularizer),
-                  'return_sequences': self.return_sequences, 'return_state': self.return_state,
-                  'go_backwards': self.go_backwards, 'stateful': self.stateful}
-        return {**Layer.get_config(self), **config}
+@patch
+def inner_loop(self: _CuDNNRNN, sequences, initial_state, mask, training=False, constants=None):
+    "cuDNN where `cudnn_ok`, else the built-in layer's fused loop: `(last_output, outputs, final_states)`."
+    if cudnn_ok(self, sequences): return self.cudnn_loop(sequences, initial_state)
+    return self.fused_loop(sequences, initial_state)
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        if config.pop('time_major', False):   # tf.keras 2 wrote time_major (False by default) into configs
-            raise ValueError(f"{cls.__name__} supports batch-major inputs (batch, timesteps, features) only; "
-                             "received time_major=True.")
-        return cls(**config)
+@patch
+def cudnn_loop(self: _CuDNNRNN, sequences, initial_state):
+    "cuDNN's own kernel (notebook 08a) on the weights in the built-in layout, recorded under a tape."
+    return cudnn.cudnn_sequence(self.cudnn_kind, sequences, list(initial_state), self.builtin_weights(),
+                                go_backwards=self.go_backwards, return_sequences=self.return_sequences)
 
-    def _options(self):
-        return dict(return_sequences=self.return_sequences, return_state=self.return_state,
-                    go_backwards=self.go_backwards, stateful=self.stateful, dtype=self.dtype,
-                    kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
-                    bias_initializer=self.bias_initializer)
 
-    def _batch(self):
-        return flatten(self.states)[0].shape[0] if self.states is not None else None
+# %% ../nbs/14_cudnn_layers.ipynb 26
+@patch
+def get_config(self: _CuDNNRNN):
+    config = {'units': self.units, **weight_options_config(self, 'kernel', 'recurrent', 'bias'),
+              'activity_regularizer': regularizers.serialize(self.activity_regularizer),
+              'return_sequences': self.return_sequences, 'return_state': self.return_state,
+              'go_backwards': self.go_backwards, 'stateful': self.stateful}
+    return {**Layer.get_config(self), **config}
 
-    def to_builtin(self):
-        "The built-in layer (`LSTM` / `GRU(reset_after=True)`) computing this layer: same options, converted weights and states."
-        cls, extra = (LSTM, dict(unit_forget_bias=self.unit_forget_bias)) if self.cudnn_kind == 'LSTM' \
-            else (GRU, dict(reset_after=True))
-        layer = cls(self.units, **self._options(), **extra)
-        if self.built:
-            layer.build((self._batch(), None, self.kernel.shape[0]))
-            layer.set_weights(cudnn_to_keras(self.cudnn_kind, self.get_weights()))
-            if self.states is not None: layer.reset_states([v.numpy() for v in flatten(self.states)])
-        return layer
+@patch(cls_method=True)
+def from_config(cls: _CuDNNRNN, config, custom_objects=None):
+    config = dict(config)
+    if config.pop('time_major', False):   # tf.keras 2 wrote time_major (False by default) into configs
+        raise ValueError(f"{cls.__name__} supports batch-major inputs (batch, timesteps, features) only; "
+                         "received time_major=True.")
+    return cls(**config)
 
-    @classmethod
-    def from_builtin(cls, layer):
-        "The cuDNN layer computing the built-in `layer` (tanh, sigmoid; GRU with reset_after=True): same options and weights."
-        kind = convertible_kind(layer)
-        if getattr(layer, 'cudnn_kind', None) is not None or kind != cls.cudnn_kind:
-            raise ValueError(f"{cls.__name__}.from_builtin expects a {cls.cudnn_kind} layer, received "
-                             f"{type(layer).__name__} '{layer.name}'.")
-        c = layer.cell
-        extra = dict(unit_forget_bias=c.unit_forget_bias) if kind == 'LSTM' else {}
-        new = cls(layer.units, return_sequences=layer.return_sequences, return_state=layer.return_state,
-                  go_backwards=layer.go_backwards, stateful=layer.stateful, dtype=layer.dtype,
-                  kernel_initializer=c.kernel_initializer, recurrent_initializer=c.recurrent_initializer,
-                  bias_initializer=c.bias_initializer, **extra)
-        if layer.built:
-            states = layer.states
-            new.build((flatten(states)[0].shape[0] if states is not None else None, None, c.kernel.shape[0]))
-            new.set_weights(keras_to_cudnn(kind, layer.get_weights()))
-            if states is not None: new.reset_states([v.numpy() for v in flatten(states)])
-        return new
+@patch
+def _options(self: _CuDNNRNN):
+    return dict(return_sequences=self.return_sequences, return_state=self.return_state,
+                go_backwards=self.go_backwards, stateful=self.stateful, dtype=self.dtype,
+                kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
+                bias_initializer=self.bias_initializer)
 
-# %% ../nbs/14_cudnn_layers.ipynb 13
+@patch
+def _batch(self: _CuDNNRNN):
+    return flatten(self.states)[0].shape[0] if self.states is not None else None
+
+
+# %% ../nbs/14_cudnn_layers.ipynb 29
+@patch
+def to_builtin(self: _CuDNNRNN):
+    "The built-in layer (`LSTM` / `GRU(reset_after=True)`) computing this layer: same options, converted weights and states."
+    cls, extra = (LSTM, dict(unit_forget_bias=self.unit_forget_bias)) if self.cudnn_kind == 'LSTM' \
+        else (GRU, dict(reset_after=True))
+    layer = cls(self.units, **self._options(), **extra)
+    if self.built:
+        layer.build((self._batch(), None, self.kernel.shape[0]))
+        layer.set_weights(cudnn_to_keras(self.cudnn_kind, self.get_weights()))
+        if self.states is not None: layer.reset_states([v.numpy() for v in flatten(self.states)])
+    return layer
+
+@patch(cls_method=True)
+def from_builtin(cls: _CuDNNRNN, layer):
+    "The cuDNN layer computing the built-in `layer` (tanh, sigmoid; GRU with reset_after=True): same options and weights."
+    kind = convertible_kind(layer)
+    if getattr(layer, 'cudnn_kind', None) is not None or kind != cls.cudnn_kind:
+        raise ValueError(f"{cls.__name__}.from_builtin expects a {cls.cudnn_kind} layer, received "
+                         f"{type(layer).__name__} '{layer.name}'.")
+    c = layer.cell
+    extra = dict(unit_forget_bias=c.unit_forget_bias) if kind == 'LSTM' else {}
+    new = cls(layer.units, return_sequences=layer.return_sequences, return_state=layer.return_state,
+              go_backwards=layer.go_backwards, stateful=layer.stateful, dtype=layer.dtype,
+              kernel_initializer=c.kernel_initializer, recurrent_initializer=c.recurrent_initializer,
+              bias_initializer=c.bias_initializer, **extra)
+    if layer.built:
+        states = layer.states
+        new.build((flatten(states)[0].shape[0] if states is not None else None, None, c.kernel.shape[0]))
+        new.set_weights(keras_to_cudnn(kind, layer.get_weights()))
+        if states is not None: new.reset_states([v.numpy() for v in flatten(states)])
+    return new
+
+
+# %% ../nbs/14_cudnn_layers.ipynb 32
 class CuDNNLSTM(_CuDNNRNN):
     "Keras 2's fast LSTM backed by cuDNN: `LSTM` with two bias vectors and cuDNN's weight layout; runs anywhere."
     cudnn_kind, gates = 'LSTM', 4
@@ -229,6 +250,8 @@ class CuDNNLSTM(_CuDNNRNN):
 
     def get_config(self): return {**super().get_config(), 'unit_forget_bias': self.unit_forget_bias}
 
+
+# %% ../nbs/14_cudnn_layers.ipynb 34
 class CuDNNGRU(_CuDNNRNN):
     "Keras 2's fast GRU backed by cuDNN: `GRU(reset_after=True)` with cuDNN's weight layout; runs anywhere."
     cudnn_kind, gates = 'GRU', 3
@@ -251,3 +274,4 @@ class CuDNNGRU(_CuDNNRNN):
         return gru_fused(x, initial_state[0], K, R, b, _TANH, _SIGMOID, reset_after=True,
                          go_backwards=self.go_backwards if go_backwards is None else go_backwards,
                          return_sequences=self.return_sequences if return_sequences is None else return_sequences)
+

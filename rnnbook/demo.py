@@ -9,8 +9,9 @@ __all__ = ['make_data', 'run_model', 'run_tagger', 'run_training', 'digits_tour'
 import time
 import numpy as np
 import rnnbook as rb
+from .cells import KINDS
 
-# %% ../nbs/92_demo.ipynb 4
+# %% ../nbs/92_demo.ipynb 6
 def make_data(batch=8, timesteps=20, features=16, seed=0):
     "Generated sequences `(batch, timesteps, features)` and a right-padded mask of random lengths."
     rng = np.random.default_rng(seed)
@@ -19,14 +20,20 @@ def make_data(batch=8, timesteps=20, features=16, seed=0):
     mask = np.arange(timesteps)[None] < lengths[:, None]
     return x, mask
 
+# %% ../nbs/92_demo.ipynb 9
 def run_model(layer, cell, x, mask):
     "Run `layer` and `RNN(cell)` with shared weights; returns (outputs, max |difference|, seconds)."
     ref = rb.layers.RNN(cell, return_sequences=True, return_state=True)
-    layer(x); ref(x); ref.set_weights(layer.get_weights())
-    t0 = time.perf_counter(); out = layer(x, mask=mask); dt = time.perf_counter() - t0
+    layer(x)
+    ref(x)
+    ref.set_weights(layer.get_weights())
+    t0 = time.perf_counter()
+    out = layer(x, mask=mask)
+    dt = time.perf_counter() - t0
     diff = max(float(np.abs(a - b).max()) for a, b in zip(out, ref(x, mask=mask)))
     return out, diff, dt
 
+# %% ../nbs/92_demo.ipynb 12
 def run_tagger(seed=0, vocab=50, batch=6, timesteps=12):
     "A sequence tagger on padded token ids: Embedding(mask_zero) -> Bidirectional(LSTM) -> TimeDistributed(Dense)."
     rng = np.random.default_rng(seed)
@@ -41,6 +48,7 @@ def run_tagger(seed=0, vocab=50, batch=6, timesteps=12):
     params = sum(l.count_params() for l in (emb, bi, head))
     return ids, probs, diff, params
 
+# %% ../nbs/92_demo.ipynb 15
 def run_training(seed=0, n=1200, timesteps=12, epochs=8):
     "Train Masking -> LSTM -> Dense on padded ±1 sequences: is the sum of the valid steps positive?"
     rng = np.random.default_rng(seed)
@@ -57,15 +65,10 @@ def run_training(seed=0, n=1200, timesteps=12, epochs=8):
                         validation_data=(x[1000:], y[1000:]))
     return model, history, time.perf_counter() - t0
 
-def digits_tour(out_dir='tour', epochs=10, verbose=1):
-    "Train the guide's row-by-row classifier on scikit-learn's 8x8 digits and save the pictures of its LSTM."
-    from pathlib import Path
+# %% ../nbs/92_demo.ipynb 18
+def _digits_classifier(epochs=10, verbose=1):
+    "The guide's row-by-row digit classifier, trained: (model, held-out accuracy, four held-out digits)."
     from sklearn.datasets import load_digits                      # a dev dependency; MNIST cannot be downloaded
-    from rnnbook.views import render_png                           # the views load matplotlib: only here
-    from rnnbook.gate_view import gate_figure
-    from rnnbook.mask_view import mask_figure
-    from rnnbook.state_view import state_figure, stateless_traces
-    from rnnbook.bidirectional_view import bidirectional_figure
     d = load_digits()
     x, y = (d.images / 16.0).astype('float32'), d.target            # (1797, 8, 8): 8 rows of 8 pixels
     idx = np.random.default_rng(0).permutation(len(x))
@@ -77,54 +80,100 @@ def digits_tour(out_dir='tour', epochs=10, verbose=1):
                   optimizer=rb.optimizers.Adam(learning_rate=0.01), metrics=['accuracy'])
     model.fit(x[tr], y[tr], validation_data=(x[te], y[te]), batch_size=64, epochs=epochs, verbose=verbose)
     loss, acc = model.evaluate(x[te], y[te], verbose=0)
-    lstm, sample = model.layers[0], x[te[:4]]
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    mask = np.ones((4, 8), bool); mask[1, 5:] = mask[3, 6:] = False    # two digits with their last rows padded
+    return model, acc, x[te[:4]]
+
+# %% ../nbs/92_demo.ipynb 21
+def _lstm_pictures(lstm, sample):
+    "The gate, mask, state and bidirectional figures of a built `lstm` on `sample`, four digits `(4, 8, 8)`."
+    from rnnbook.gate_view import gate_figure                   # the views load matplotlib: only here
+    from rnnbook.mask_view import mask_figure
+    from rnnbook.state_view import state_figure, stateless_traces
+    from rnnbook.bidirectional_view import bidirectional_figure
+    mask = np.ones((4, 8), bool)
+    mask[1, 5:] = mask[3, 6:] = False    # two digits with their last rows padded
     pictures = {'gates': gate_figure(rb.trace(lstm, sample), sample=0, timestep=4),
                 'mask': mask_figure(rb.trace(lstm, sample, mask=mask), sample=1)}
-    stateful = rb.layers.LSTM(64, stateful=True, return_sequences=True)
-    stateful.build((4, None, 8)); stateful.set_weights(lstm.get_weights())
+    stateful = rb.layers.LSTM(lstm.units, stateful=True, return_sequences=True)
+    stateful.build((4, None, 8))
+    stateful.set_weights(lstm.get_weights())
     chunks = [sample[:, :3], sample[:, 3:6], sample[:, 6:]]             # a digit's rows fed in three calls
     pictures['state'] = state_figure(rb.trace_batches(stateful, chunks), stateless=stateless_traces(stateful, chunks))
-    bi = rb.layers.Bidirectional(rb.layers.LSTM(64, return_sequences=True))
-    bi.build(sample.shape); bi.set_weights(lstm.get_weights() * 2)      # the trained LSTM reading both ways
+    bi = rb.layers.Bidirectional(rb.layers.LSTM(lstm.units, return_sequences=True))
+    bi.build(sample.shape)
+    bi.set_weights(lstm.get_weights() * 2)      # the trained LSTM reading both ways
     pictures['bidirectional'] = bidirectional_figure(rb.trace(bi, sample, mask=mask), sample=1)
+    return pictures
+
+# %% ../nbs/92_demo.ipynb 24
+def digits_tour(out_dir='tour', epochs=10, verbose=1):
+    "Train the guide's row-by-row classifier on scikit-learn's 8x8 digits and save the pictures of its LSTM."
+    from pathlib import Path
+    from rnnbook.views import render_png                           # the views load matplotlib: only here
+    model, acc, sample = _digits_classifier(epochs, verbose)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, fig in pictures.items():
+    for name, fig in _lstm_pictures(model.layers[0], sample).items():
         paths[name] = out / f'{name}.png'
         paths[name].write_bytes(render_png(fig, dpi=90))
     return acc, paths
 
-def main():
-    "Print outputs and parameter counts of SimpleRNN, GRU and LSTM models on generated data, then train one."
-    rb.set_seed(0)
-    x, mask = make_data()
-    print(f"rnnbook {rb.__version__}: input {x.shape}, valid lengths {mask.sum(1).tolist()}\n")
-    for name, units in [('SimpleRNN', 32), ('GRU', 32), ('LSTM', 32)]:
+# %% ../nbs/92_demo.ipynb 27
+def _print_layers(x, mask):
+    "Each built-in layer against its cell in the generic `RNN` loop: shapes, parameters, time, difference."
+    units = 32
+    for name in [kind.name for kind in KINDS.values()]:              # SimpleRNN, GRU, LSTM
         layer = getattr(rb.layers, name)(units, return_sequences=True, return_state=True)
         cell = getattr(rb.layers, name + 'Cell')(units)
         (seq, *states), diff, dt = run_model(layer, cell, x, mask)
         print(f"{name:9s} outputs {seq.shape}, states {[s.shape for s in states]}, params {layer.count_params():,}, "
               f"{dt * 1e3:.1f} ms, |fused - RNN(cell)| = {diff:.1e}")
         print(f"          last output of sample 0 (first 4 units): {[round(float(v), 4) for v in seq[0, -1, :4]]}")
+
+# %% ../nbs/92_demo.ipynb 29
+def _print_tagger():
+    "The tagger: shapes, parameters, and padded against unpadded."
     ids, probs, diff, params = run_tagger()
     print(f"\nTagger Embedding(mask_zero) -> Bidirectional(LSTM) -> TimeDistributed(Dense): ids {ids.shape} -> "
           f"{probs.shape}, {params:,} params, mask carried to the end: {rb.get_mask(probs) is not None}, "
           f"padded vs unpadded sample 0: {diff:.1e}")
+
+def _print_training():
+    "A model trained with `fit`: epochs, time, loss and held-out accuracy."
     model, history, dt = run_training()
     h = history.history
     print(f"\nTraining Masking -> LSTM(16) -> Dense(1) on padded ±1 sequences (is the valid sum positive?): "
           f"{len(h['loss'])} epochs in {dt:.1f} s, loss {h['loss'][0]:.3f} -> {h['loss'][-1]:.3f}, "
           f"held-out accuracy {h['val_accuracy'][-1]:.3f}")
+
+# %% ../nbs/92_demo.ipynb 31
+def _print_guide_counts():
+    "The parameter counts of the guide's models."
     print("\nParameter counts of the guide's models:")
     for layer, d in [(rb.layers.LSTM(128), 64), (rb.layers.GRU(256), 64), (rb.layers.SimpleRNN(128), 256)]:
         layer.build((None, None, d))
         print(f"  {type(layer).__name__}({layer.units}) on {d} features: {layer.count_params():,} parameters")
+
+# %% ../nbs/92_demo.ipynb 33
+def _print_digits():
+    "The guide's digit classifier: held-out accuracy and where the pictures of its LSTM went."
     print("\nThe guide's row-by-row digit classifier, LSTM(64) -> BatchNormalization -> Dense(10), on scikit-learn's "
           "8x8 digits (1,400 to train, 397 held out):")
     acc, paths = digits_tour()
     print(f"\nHeld-out accuracy: {acc:.3f}\nPictures of its LSTM:")
     for name, path in paths.items(): print(f"  {name:14s} {path.resolve()}")
 
-# %% ../nbs/92_demo.ipynb 5
+def main():
+    "Print outputs and parameter counts of SimpleRNN, GRU and LSTM models on generated data, then train one."
+    rb.set_seed(0)
+    x, mask = make_data()
+    print(f"rnnbook {rb.__version__}: input {x.shape}, valid lengths {mask.sum(1).tolist()}\n")
+    _print_layers(x, mask)
+    _print_tagger()
+    _print_training()
+    _print_guide_counts()
+    _print_digits()
+
+# %% ../nbs/92_demo.ipynb 37
+#| eval: false
 if __name__ == '__main__': main()

@@ -7,7 +7,7 @@ __all__ = ['SATURATION', 'GATE_NAMES', 'LAYOUT', 'LABELS', 'VALUE_CMAP', 'MASK_R
            'state_update', 'gate_cmap', 'value_scale', 'saturated', 'GateView', 'gate_figure', 'GateExplorer',
            'gate_explorer']
 
-# %% ../nbs/32_gate_view.ipynb 3
+# %% ../nbs/32_gate_view.ipynb 4
 import io
 import numpy as np
 import ipywidgets as widgets
@@ -16,18 +16,25 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
+from .cells import KINDS
 from .traces import Trace, BidirectionalTrace, trace as trace_layer
-from .views import new_figure, Explorer
+from .views import new_figure, Explorer, _fix_layout
+from fastcore.basics import patch
 
-# %% ../nbs/32_gate_view.ipynb 6
+# %% ../nbs/32_gate_view.ipynb 8
 SATURATION = 0.05          # a gate within this distance of 0 or 1 counts as shut or wide open
-GATE_NAMES = {'lstm': ['i', 'f', 'o'], 'gru': ['z', 'r'], 'simple_rnn': []}
+GATE_NAMES = {key: list(kind.sigmoid_gates) for key, kind in KINDS.items()}   # each kind's gates, from its cell
 LAYOUT = {'lstm': [['i', 'f', 'o'], ['c_tilde', 'c', 'h']], 'gru': [['z', 'r'], ['h_tilde', 'h']],
           'simple_rnn': [['pre', 'h']]}
 LABELS = dict(i='input gate $i_t$', f='forget gate $f_t$', o='output gate $o_t$', c_tilde=r'candidate $\tilde c_t$',
               c='cell $c_t$', h='hidden $h_t$', z='update gate $z_t$', r='reset gate $r_t$',
               h_tilde=r'candidate $\tilde h_t$', pre='pre-activation $a_t$')
 
+def _carried(kind):
+    "The state whose update the view splits: the cell state `c` where the kind has one (LSTM), else `h`."
+    return 'c' if 'c' in KINDS[kind].states else 'h'
+
+# %% ../nbs/32_gate_view.ipynb 11
 def cell_trace(trace, cell=0):
     "The trace of one cell (a stacked trace holds one per cell) and that cell's initial states (or None)."
     if isinstance(trace, BidirectionalTrace):
@@ -40,7 +47,7 @@ def cell_trace(trace, cell=0):
         if not 0 <= cell < len(trace.cells):
             raise ValueError(f"Invalid value for argument `cell`: the stacked layer {trace.layer_name!r} has "
                              f"{len(trace.cells)} cells (0 to {len(trace.cells) - 1}); received {cell}.")
-        sizes = [2 if c.kind == 'lstm' else 1 for c in trace.cells]
+        sizes = [len(KINDS[c.kind].states) for c in trace.cells]              # (h, c) for an LSTM, (h,) else
         k = sum(sizes[:cell])
         init = None if trace.initial_states is None else list(trace.initial_states[k:k + sizes[cell]])
         return trace.cells[cell], init
@@ -49,6 +56,7 @@ def cell_trace(trace, cell=0):
                          f"received {cell}.")
     return trace, None if trace.initial_states is None else list(trace.initial_states)
 
+# %% ../nbs/32_gate_view.ipynb 14
 def _before(v, order, init):
     "`v` (B, T, U) by input time, shifted to the value *before* each step in processing order."
     prev = np.empty_like(v)
@@ -56,6 +64,7 @@ def _before(v, order, init):
     prev[:, order[1:]] = v[:, order[:-1]]
     return prev
 
+# %% ../nbs/32_gate_view.ipynb 17
 def update_arrays(trace, cell=0) -> dict:
     "For every sample and step `(B, T, U)` arrays: `prev`, `keep`, `write`, `new` (LSTM/GRU) or `prev`, `pre`, `new`."
     tr, init = cell_trace(trace, cell)
@@ -74,7 +83,7 @@ def state_update(trace, sample=0, timestep=0, cell=0) -> dict:
     out['masked'] = not bool(tr.mask[sample, timestep])
     return out
 
-# %% ../nbs/32_gate_view.ipynb 10
+# %% ../nbs/32_gate_view.ipynb 21
 def gate_cmap(saturation=SATURATION, n=200) -> ListedColormap:
     "Viridis for gates in 0..1 with the saturated ends black (shut, < saturation) and white (open, > 1 - saturation)."
     colours = colormaps['viridis'](np.linspace(0.08, 0.92, n))
@@ -86,10 +95,13 @@ VALUE_CMAP = 'RdBu_r'
 MASK_RGBA = (0.45, 0.45, 0.45, 0.72)
 MARKER = '#e6007e'
 
+# %% ../nbs/32_gate_view.ipynb 24
+_SIGMOID = {g for gates in GATE_NAMES.values() for g in gates}   # the values squashed to 0..1
+
 def value_scale(name, v):
     "The fixed colour limits of a recorded value: (0, 1) for gates, (-1, 1) for bounded values, else symmetric."
     v = np.asarray(v)
-    if name in ('i', 'f', 'o', 'z', 'r') and v.min(initial=0) >= 0 and v.max(initial=0) <= 1: return 0.0, 1.0
+    if name in _SIGMOID and v.min(initial=0) >= 0 and v.max(initial=0) <= 1: return 0.0, 1.0
     m = float(np.abs(v).max(initial=0))
     if m <= 1: return -1.0, 1.0
     m = float(np.ceil(m * 2) / 2)
@@ -101,7 +113,7 @@ def saturated(values, mask=None, saturation=SATURATION):
     if v.size == 0: return 0.0, 0.0
     return float((v <= saturation).mean()), float((v >= 1 - saturation).mean())
 
-# %% ../nbs/32_gate_view.ipynb 13
+# %% ../nbs/32_gate_view.ipynb 27
 def _units(units, U):
     "A unit range `(lo, hi)` (inclusive, as an IntRangeSlider gives it), clipped to 0..U-1; None is all units."
     if units is None: return 0, U - 1
@@ -109,200 +121,251 @@ def _units(units, U):
     lo, hi = max(0, min(lo, U - 1)), max(0, min(hi, U - 1))
     return (lo, hi) if lo <= hi else (hi, lo)
 
+# %% ../nbs/32_gate_view.ipynb 30
+def _heatmap(fig, spec, name, values, cmap, last_row=True, first_col=True):
+    "One heatmap of the recorded `values` `(B, T, U)` of `name`: its image, mask overlay, step marker, colour bar."
+    T, U = values.shape[1:]
+    ext = (-0.5, T - 0.5, -0.5, U - 0.5)
+    ax = fig.add_subplot(spec)
+    lo, hi = value_scale(name, values)
+    image = ax.imshow(np.zeros((U, T)), aspect='auto', origin='lower', interpolation='nearest', extent=ext,
+                      vmin=lo, vmax=hi, cmap=cmap if (lo, hi) == (0.0, 1.0) else VALUE_CMAP)
+    overlay = ax.imshow(np.zeros((1, T, 4)), aspect='auto', origin='lower', interpolation='nearest', extent=ext)
+    marker = ax.axvline(0, color=MARKER, lw=1.6, zorder=3)
+    ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+    ax.set_title(LABELS[name], fontsize=9)
+    ax.tick_params(labelsize=7, length=0, pad=2,       # labels only: nothing overlaps the frame
+                   labelbottom=last_row, labelleft=first_col)
+    if last_row: ax.set_xlabel('step t', fontsize=8)
+    if first_col: ax.set_ylabel('unit', fontsize=8)
+    cb = fig.colorbar(image, ax=ax, fraction=0.06, pad=0.02, aspect=15)
+    cb.ax.tick_params(labelsize=7)
+    cb.set_ticks([lo, (lo + hi) / 2, hi])
+    return ax, image, overlay, marker, (lo, hi)
+
+# %% ../nbs/32_gate_view.ipynb 33
+def _gates_panel(ax, gates, saturation=SATURATION, pre_scale=None):
+    "The gate values at one step, per unit (saturated bands shaded); without gates, $a_t$ and $h_t$ on `pre_scale`."
+    points = {}
+    if gates:
+        ax.axhspan(0, saturation, color='k', alpha=0.15, lw=0)
+        ax.axhspan(1 - saturation, 1, color='k', alpha=0.15, lw=0)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel('gate value', fontsize=8)
+        for name, m in zip(gates, 'os^'):
+            points[name], = ax.plot([], [], m, ms=4, ls='none', label=LABELS[name].split()[-1], zorder=3)
+    else:
+        ax.axhline(0, color='0.6', lw=0.6, zorder=0.5)
+        ax.set_ylim(*pre_scale)
+        points['pre'], = ax.plot([], [], 's', ms=4, ls='none', label='$a_t$', zorder=3)
+        points['h'], = ax.plot([], [], 'o', ms=4, ls='none', label=r'$h_t=\phi(a_t)$', zorder=3)
+    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=3, handletextpad=0.2)
+    return points, ax.set_title('', fontsize=9)
+
+# %% ../nbs/32_gate_view.ipynb 36
+def _update_panel(ax, kind, updates):
+    "The state update at one step, per unit: bars (name -> colour), the old and new state's points, and a title."
+    ax.axhline(0, color='0.6', lw=0.6, zorder=0.5)
+    m = max(float(np.abs(v).max(initial=0)) for v in updates.values()) * 1.08 or 1.0
+    ax.set_ylim(-m, m)
+    prev_points = new_points = None
+    if kind == 'simple_rnn':
+        names, colours = ['prev', 'new'], ['0.6', 'C3']
+        labels = [r'$h_{t-1}$', r'$h_t$ (replaces it)']
+    else:
+        s = _carried(kind)
+        names, colours = ['keep', 'write'], ['C0', 'C1']
+        labels = ([r'keep $f_t c_{t-1}$', r'write $i_t \tilde c_t$'] if kind == 'lstm' else
+                  [r'keep $z_t h_{t-1}$', r'write $(1-z_t) \tilde h_t$'])
+        prev_points, = ax.plot([], [], 'o', ms=4, mfc='none', mec='0.45', ls='none', label=f'${s}_{{t-1}}$',
+                               zorder=3)
+        new_points, = ax.plot([], [], 'o', ms=3.5, color='k', ls='none', label=f'new ${s}_t$', zorder=3.1)
+    handles = [Patch(color=c, label=l) for c, l in zip(colours, labels)]
+    if new_points is not None: handles += [prev_points, new_points]
+    ax.legend(handles=handles, fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=4,
+              handletextpad=0.3, columnspacing=1.0)
+    return dict(zip(names, colours)), prev_points, new_points, ax.set_title('', fontsize=9)
+
+# %% ../nbs/32_gate_view.ipynb 39
 class GateView:
     "The gate picture of one cell of a trace: built once; `update(sample, timestep, units)` redraws in place."
     def __init__(self, trace, cell=0, saturation=SATURATION, width=10.0):
+        self._read(trace, cell, saturation)
+        self._build(width)
+        self.update(0, None, None)
+        _fix_layout(self.figure)                        # lay out once, then keep the positions
+        self.figure.rnnbook_view = self
+
+    def _read(self, trace, cell, saturation):
+        "The arrays the picture shows: one cell of `trace` and its state updates."
         tr, _ = cell_trace(trace, cell)
         self.trace, self.cell, self.kind, self.saturation = tr, cell, tr.kind, saturation
         self.B, self.T = tr.mask.shape
         self.U = tr['h'].shape[-1]
         self.updates = update_arrays(trace, cell)
         self.gates = GATE_NAMES[self.kind]
-        rows = LAYOUT[self.kind]
-        fig = self.figure = new_figure(width, 2.15 * (len(rows) + 1) + 0.3, layout='constrained')
-        gs = fig.add_gridspec(len(rows) + 1, 6)
-        self.axes, self.images, self.overlays, self.markers, self.scales = {}, {}, {}, {}, {}
-        cmap = gate_cmap(saturation)
-        ext = (-0.5, self.T - 0.5, -0.5, self.U - 0.5)
-        for r, names in enumerate(rows):
-            w = 6 // len(names)
-            for k, name in enumerate(names):
-                ax = self.axes[name] = fig.add_subplot(gs[r, k * w:(k + 1) * w])
-                lo, hi = self.scales[name] = value_scale(name, tr[name])
-                im = self.images[name] = ax.imshow(np.zeros((self.U, self.T)), aspect='auto', origin='lower',
-                                                   interpolation='nearest', extent=ext, vmin=lo, vmax=hi,
-                                                   cmap=cmap if (lo, hi) == (0.0, 1.0) else VALUE_CMAP)
-                self.overlays[name] = ax.imshow(np.zeros((1, self.T, 4)), aspect='auto', origin='lower',
-                                                interpolation='nearest', extent=ext)
-                self.markers[name] = ax.axvline(0, color=MARKER, lw=1.6, zorder=3)
-                ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
-                ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
-                ax.set_title(LABELS[name], fontsize=9)
-                ax.tick_params(labelsize=7, length=0, pad=2,       # labels only: nothing overlaps the frame
-                               labelbottom=r == len(rows) - 1, labelleft=k == 0)
-                if r == len(rows) - 1: ax.set_xlabel('step t', fontsize=8)
-                if k == 0: ax.set_ylabel('unit', fontsize=8)
-                cb = fig.colorbar(im, ax=ax, fraction=0.06, pad=0.02, aspect=15)
-                cb.ax.tick_params(labelsize=7)
-                cb.set_ticks([lo, (lo + hi) / 2, hi])
-        self._build_step_panels(fig, gs[-1, :3], gs[-1, 3:])
-        self.shown, self._state, self._backgrounds = {}, (None, None), []
-        self.update(0, None, None)
-        fig.draw_without_rendering()                    # lay out once, then keep the positions
-        fig.set_layout_engine(None)
-        if fig.get_layout_engine() is not None: fig.set_layout_engine('none')
-        fig.rnnbook_view = self
 
-    def _build_step_panels(self, fig, left, right):
-        ag = self.ax_gates = fig.add_subplot(left)
-        au = self.ax_update = fig.add_subplot(right)
-        for ax in (ag, au):
-            ax.tick_params(labelsize=7); ax.set_xlabel('unit', fontsize=8)
-            ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
-        self.points = {}
-        if self.gates:
-            s = self.saturation
-            ag.axhspan(0, s, color='k', alpha=0.15, lw=0); ag.axhspan(1 - s, 1, color='k', alpha=0.15, lw=0)
-            ag.set_ylim(-0.03, 1.03); ag.set_ylabel('gate value', fontsize=8)
-            for name, m in zip(self.gates, 'os^'):
-                self.points[name], = ag.plot([], [], m, ms=4, ls='none', label=LABELS[name].split()[-1], zorder=3)
-        else:
-            lo, hi = self.scales['pre']
-            ag.axhline(0, color='0.6', lw=0.6, zorder=0.5); ag.set_ylim(lo, hi)
-            self.points['pre'], = ag.plot([], [], 's', ms=4, ls='none', label='$a_t$', zorder=3)
-            self.points['h'], = ag.plot([], [], 'o', ms=4, ls='none', label=r'$h_t=\phi(a_t)$', zorder=3)
-        ag.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=3, handletextpad=0.2)
-        self.gates_title = ag.set_title('', fontsize=9)
-        au.axhline(0, color='0.6', lw=0.6, zorder=0.5)
-        m = max(float(np.abs(v).max(initial=0)) for v in self.updates.values()) * 1.08 or 1.0
-        au.set_ylim(-m, m)
-        if self.kind == 'simple_rnn':
-            self.bar_names, colours = ['prev', 'new'], ['0.6', 'C3']
-            labels = [r'$h_{t-1}$', r'$h_t$ (replaces it)']
-            self.new_points = self.prev_points = None
-        else:
-            s = 'c' if self.kind == 'lstm' else 'h'
-            self.bar_names, colours = ['keep', 'write'], ['C0', 'C1']
-            labels = ([r'keep $f_t c_{t-1}$', r'write $i_t \tilde c_t$'] if self.kind == 'lstm' else
-                      [r'keep $z_t h_{t-1}$', r'write $(1-z_t) \tilde h_t$'])
-            self.prev_points, = au.plot([], [], 'o', ms=4, mfc='none', mec='0.45', ls='none', label=f'${s}_{{t-1}}$',
-                                        zorder=3)
-            self.new_points, = au.plot([], [], 'o', ms=3.5, color='k', ls='none', label=f'new ${s}_t$', zorder=3.1)
-        self.bar_colours = dict(zip(self.bar_names, colours))
-        handles = [Patch(color=c, label=l) for c, l in zip(colours, labels)]
-        if self.new_points is not None: handles += [self.prev_points, self.new_points]
-        au.legend(handles=handles, fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=4,
-                  handletextpad=0.3, columnspacing=1.0)
-        self.update_title = au.set_title('', fontsize=9)
-        self.bars, self._bar_units = {}, None
+# %% ../nbs/32_gate_view.ipynb 42
+@patch
+def _build(self: GateView, width):
+    "The figure: a heatmap per recorded value, in rows as `LAYOUT` says, and below them the two step panels."
+    rows = LAYOUT[self.kind]
+    fig = self.figure = new_figure(width, 2.15 * (len(rows) + 1) + 0.3, layout='constrained')
+    gs = fig.add_gridspec(len(rows) + 1, 6)
+    self.axes, self.images, self.overlays, self.markers, self.scales = {}, {}, {}, {}, {}
+    cmap = gate_cmap(self.saturation)
+    for r, names in enumerate(rows):
+        w = 6 // len(names)
+        for k, name in enumerate(names):
+            (self.axes[name], self.images[name], self.overlays[name], self.markers[name], self.scales[name]) = \
+                _heatmap(fig, gs[r, k * w:(k + 1) * w], name, self.trace[name], cmap, r == len(rows) - 1, k == 0)
+    ag = self.ax_gates = fig.add_subplot(gs[-1, :3])
+    au = self.ax_update = fig.add_subplot(gs[-1, 3:])
+    for ax in (ag, au):
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel('unit', fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    self.points, self.gates_title = _gates_panel(ag, self.gates, self.saturation, self.scales.get('pre'))
+    self.bar_colours, self.prev_points, self.new_points, self.update_title = _update_panel(au, self.kind,
+                                                                                         self.updates)
+    self.bar_names = list(self.bar_colours)
+    self.bars, self._bar_units = {}, None
+    self.shown, self._state, self._backgrounds = {}, (None, None), []
 
-    def _set_bars(self, lo, hi):
-        for c in self.bars.values(): c.remove()
-        xs = np.arange(lo, hi + 1)
-        for k, name in enumerate(self.bar_names):
-            self.bars[name] = self.ax_update.bar(xs + (k - 0.5) * 0.4, np.zeros(len(xs)), width=0.4,
-                                                 color=self.bar_colours[name])
-        for ax in (self.ax_gates, self.ax_update): ax.set_xlim(lo - 0.6, hi + 0.6)
-        self._bar_units = (lo, hi)
+# %% ../nbs/32_gate_view.ipynb 45
+@patch
+def _set_bars(self: GateView, lo, hi):
+    "New bars at units lo..hi in the update panel, which then spans those units."
+    for c in self.bars.values(): c.remove()
+    xs = np.arange(lo, hi + 1)
+    for k, name in enumerate(self.bar_names):
+        self.bars[name] = self.ax_update.bar(xs + (k - 0.5) * 0.4, np.zeros(len(xs)), width=0.4,
+                                             color=self.bar_colours[name])
+    for ax in (self.ax_gates, self.ax_update): ax.set_xlim(lo - 0.6, hi + 0.6)
+    self._bar_units = (lo, hi)
 
-    def _set_sample_units(self, sample, units):
-        lo, hi = units
-        tr, s = self.trace, self.saturation
-        keep = tr.mask[sample]
-        rgba = np.zeros((1, self.T, 4)); rgba[0, ~keep] = MASK_RGBA
-        ext = (-0.5, self.T - 0.5, lo - 0.5, hi + 0.5)
-        for name, im in self.images.items():
-            v = tr[name][sample, :, lo:hi + 1]
-            im.set_data(v.T); im.set_extent(ext)
-            self.overlays[name].set_data(rgba); self.overlays[name].set_extent(ext)
-            ax = self.axes[name]
-            ax.set_ylim(lo - 0.5, hi + 0.5); ax.set_xlim(-0.5, self.T - 0.5)
-            if name in self.gates:
-                shut, opened = saturated(v, keep, s)
-                ax.set_title(f'{LABELS[name]}  shut {shut:.0%} · open {opened:.0%}', fontsize=9)
-        if self._bar_units != units: self._set_bars(lo, hi)
-        del self._backgrounds[1 if self._state[1] != units else 2:]   # new unit range / new heatmap data
+# %% ../nbs/32_gate_view.ipynb 47
+@patch
+def _set_sample_units(self: GateView, sample, units):
+    "Fill the heatmaps with `sample` for `units`, shade its masked steps, count each gate's saturation."
+    lo, hi = units
+    tr, s = self.trace, self.saturation
+    keep = tr.mask[sample]
+    rgba = np.zeros((1, self.T, 4))
+    rgba[0, ~keep] = MASK_RGBA
+    ext = (-0.5, self.T - 0.5, lo - 0.5, hi + 0.5)
+    for name, im in self.images.items():
+        v = tr[name][sample, :, lo:hi + 1]
+        im.set_data(v.T)
+        im.set_extent(ext)
+        self.overlays[name].set_data(rgba)
+        self.overlays[name].set_extent(ext)
+        ax = self.axes[name]
+        ax.set_ylim(lo - 0.5, hi + 0.5)
+        ax.set_xlim(-0.5, self.T - 0.5)
+        if name in self.gates:
+            shut, opened = saturated(v, keep, s)
+            ax.set_title(f'{LABELS[name]}  shut {shut:.0%} · open {opened:.0%}', fontsize=9)
+    if self._bar_units != units: self._set_bars(lo, hi)
+    del self._backgrounds[1 if self._state[1] != units else 2:]   # new unit range / new heatmap data
 
-    def _set_step(self, sample, t, units):
-        lo, hi = units
-        xs = np.arange(lo, hi + 1)
-        for line in self.markers.values(): line.set_xdata([t, t])
-        tr = self.trace
-        for name, pts in self.points.items(): pts.set_data(xs, tr[name][sample, t, lo:hi + 1])
-        masked = not bool(tr.mask[sample, t])
-        shown = {k: v[sample, t, lo:hi + 1] for k, v in self.updates.items()}
-        for name, bars in self.bars.items():
-            for rect, h in zip(bars.patches, shown[name]):
-                rect.set_height(h); rect.set_alpha(0.3 if masked and name != 'prev' else 1.0)
-        if self.new_points is not None:
-            self.prev_points.set_data(xs, shown['prev']); self.new_points.set_data(xs, shown['new'])
-        s = 'c' if self.kind == 'lstm' else 'h'
-        self.gates_title.set_text(f'{"gates" if self.gates else "values"} at step {t} (sample {sample})')
-        self.update_title.set_text(f'step {t} masked: state carried over, ${s}_{{t}} = {s}_{{t-1}}$ (faded: discarded)'
-                                    if masked else f'state update at step {t}')
-        self.shown = dict(shown, masked=masked, timestep=t, sample=sample, units=units)
+# %% ../nbs/32_gate_view.ipynb 50
+@patch
+def _set_step(self: GateView, sample, t, units):
+    "Show step `t` of `sample`: markers, gate points, update bars, titles (`shown` records the numbers)."
+    lo, hi = units
+    xs = np.arange(lo, hi + 1)
+    for line in self.markers.values(): line.set_xdata([t, t])
+    tr = self.trace
+    for name, pts in self.points.items(): pts.set_data(xs, tr[name][sample, t, lo:hi + 1])
+    masked = not bool(tr.mask[sample, t])
+    shown = {k: v[sample, t, lo:hi + 1] for k, v in self.updates.items()}
+    for name, bars in self.bars.items():
+        for rect, h in zip(bars.patches, shown[name]):
+            rect.set_height(h)
+            rect.set_alpha(0.3 if masked and name != 'prev' else 1.0)
+    if self.new_points is not None:
+        self.prev_points.set_data(xs, shown['prev'])
+        self.new_points.set_data(xs, shown['new'])
+    s = _carried(self.kind)
+    self.gates_title.set_text(f'{"gates" if self.gates else "values"} at step {t} (sample {sample})')
+    self.update_title.set_text(f'step {t} masked: state carried over, ${s}_{{t}} = {s}_{{t-1}}$ (faded: discarded)'
+                                if masked else f'state update at step {t}')
+    self.shown = dict(shown, masked=masked, timestep=t, sample=sample, units=units)
 
-    def update(self, sample=0, timestep=None, units=None):
-        "Show `sample` at input step `timestep` (None: the last step processed) for `units` (lo, hi); the Figure."
-        sample = int(sample)
-        if not 0 <= sample < self.B:
-            raise ValueError(f"Invalid value for argument `sample`: the trace has {self.B} samples; received {sample}.")
-        t = int(self.trace.order[-1] if timestep is None else timestep)
-        if not 0 <= t < self.T:
-            raise ValueError(f"Invalid value for argument `timestep`: the trace has {self.T} steps; received {t}.")
-        units = _units(units, self.U)
-        if self._state != (sample, units):
-            self._set_sample_units(sample, units)
-            self._state = (sample, units)
-        self._set_step(sample, t, units)
-        return self.figure
+# %% ../nbs/32_gate_view.ipynb 53
+@patch
+def update(self: GateView, sample=0, timestep=None, units=None):
+    "Show `sample` at input step `timestep` (None: the last step processed) for `units` (lo, hi); the Figure."
+    sample = int(sample)
+    if not 0 <= sample < self.B:
+        raise ValueError(f"Invalid value for argument `sample`: the trace has {self.B} samples; received {sample}.")
+    t = int(self.trace.order[-1] if timestep is None else timestep)
+    if not 0 <= t < self.T:
+        raise ValueError(f"Invalid value for argument `timestep`: the trace has {self.T} steps; received {t}.")
+    units = _units(units, self.U)
+    if self._state != (sample, units):
+        self._set_sample_units(sample, units)
+        self._state = (sample, units)
+    self._set_step(sample, t, units)
+    return self.figure
 
-    def _step_artists(self):
-        "The artists a change of timestep touches, in drawing order (nothing static is drawn over them)."
-        arts = [p for c in self.bars.values() for p in c.patches] + list(self.points.values())
-        if self.new_points is not None: arts += [self.prev_points, self.new_points]
-        arts += list(self.markers.values()) + [self.gates_title, self.update_title]
-        return sorted(arts, key=lambda a: a.get_zorder())    # markers and points (zorder 3) lie above the axes' spines
+# %% ../nbs/32_gate_view.ipynb 56
+@patch
+def _step_artists(self: GateView):
+    "The artists a change of timestep touches, in drawing order (nothing static is drawn over them)."
+    arts = [p for c in self.bars.values() for p in c.patches] + list(self.points.values())
+    if self.new_points is not None: arts += [self.prev_points, self.new_points]
+    arts += list(self.markers.values()) + [self.gates_title, self.update_title]
+    return sorted(arts, key=lambda a: a.get_zorder())    # markers and points (zorder 3) lie above the axes' spines
 
-    def _units_artists(self):
-        "The artists a change of unit range touches (besides the heatmaps): the unit axes."
-        arts = [ax.yaxis for ax in self.axes.values()]
-        for ax in (self.ax_gates, self.ax_update): arts += [*ax.spines.values(), ax.xaxis]
-        return sorted(arts, key=lambda a: a.get_zorder())     # as Axes.draw: ticks (1.5) under spines (2.5)
+@patch
+def _units_artists(self: GateView):
+    "The artists a change of unit range touches (besides the heatmaps): the unit axes."
+    arts = [ax.yaxis for ax in self.axes.values()]
+    for ax in (self.ax_gates, self.ax_update): arts += [*ax.spines.values(), ax.xaxis]
+    return sorted(arts, key=lambda a: a.get_zorder())     # as Axes.draw: ticks (1.5) under spines (2.5)
 
-    def _sample_artists(self):
-        "The artists a change of sample touches: heatmaps, mask shading, gate titles, and the spines framing them."
-        arts = [*self.images.values(), *self.overlays.values(), *(self.axes[g].title for g in self.gates)]
-        arts += [sp for ax in self.axes.values() for sp in ax.spines.values()]   # heatmaps have no tick marks
-        return sorted(arts, key=lambda a: a.get_zorder())
+@patch
+def _sample_artists(self: GateView):
+    "The artists a change of sample touches: heatmaps, mask shading, gate titles, and the spines framing them."
+    arts = [*self.images.values(), *self.overlays.values(), *(self.axes[g].title for g in self.gates)]
+    arts += [sp for ax in self.axes.values() for sp in ax.spines.values()]   # heatmaps have no tick marks
+    return sorted(arts, key=lambda a: a.get_zorder())
 
-    def render(self, dpi=80, compress_level=1) -> bytes:
-        """The figure as PNG (the same pixels as `render_png`), drawn in layers over cached backgrounds: a new
-        timestep redraws only the step artists, a new sample also the heatmaps, a new unit range also the unit axes."""
-        fig, canvas = self.figure, self.figure.canvas
-        if fig.dpi != dpi: fig.set_dpi(dpi); self._backgrounds.clear()
-        layers = [self._units_artists(), self._sample_artists(), self._step_artists()]
-        for arts in layers:
-            for a in arts: a.set_animated(True)          # left out of canvas.draw (not out of savefig)
-        if not self._backgrounds:
-            canvas.draw()
-            self._backgrounds.append(canvas.copy_from_bbox(fig.bbox))
-        else: canvas.restore_region(self._backgrounds[-1])
-        renderer = canvas.get_renderer()
-        for k in range(len(self._backgrounds) - 1, len(layers)):
-            for a in layers[k]: a.draw(renderer)
-            if k < len(layers) - 1: self._backgrounds.append(canvas.copy_from_bbox(fig.bbox))
-        w, h = canvas.get_width_height(physical=True)
-        buf = io.BytesIO()
-        PILImage.frombuffer('RGBA', (w, h), canvas.buffer_rgba(), 'raw', 'RGBA', 0, 1).save(
-            buf, format='png', compress_level=compress_level)
-        return buf.getvalue()
+# %% ../nbs/32_gate_view.ipynb 59
+@patch
+def render(self: GateView, dpi=80, compress_level=1) -> bytes:
+    """The figure as PNG (the same pixels as `render_png`), drawn in layers over cached backgrounds: a new
+    timestep redraws only the step artists, a new sample also the heatmaps, a new unit range also the unit axes."""
+    fig, canvas = self.figure, self.figure.canvas
+    if fig.dpi != dpi:
+        fig.set_dpi(dpi)
+        self._backgrounds.clear()
+    layers = [self._units_artists(), self._sample_artists(), self._step_artists()]
+    for arts in layers:
+        for a in arts: a.set_animated(True)          # left out of canvas.draw (not out of savefig)
+    if not self._backgrounds:
+        canvas.draw()
+        self._backgrounds.append(canvas.copy_from_bbox(fig.bbox))
+    else: canvas.restore_region(self._backgrounds[-1])
+    renderer = canvas.get_renderer()
+    for k in range(len(self._backgrounds) - 1, len(layers)):
+        for a in layers[k]: a.draw(renderer)
+        if k < len(layers) - 1: self._backgrounds.append(canvas.copy_from_bbox(fig.bbox))
+    w, h = canvas.get_width_height(physical=True)
+    buf = io.BytesIO()
+    PILImage.frombuffer('RGBA', (w, h), canvas.buffer_rgba(), 'raw', 'RGBA', 0, 1).save(
+        buf, format='png', compress_level=compress_level)
+    return buf.getvalue()
 
+# %% ../nbs/32_gate_view.ipynb 62
 def gate_figure(trace, sample=0, timestep=None, units=None, cell=0):
     "Heatmaps of every gate and state of `trace` for one sample, with the gates and the state update at `timestep`."
     return GateView(trace, cell).update(sample, timestep, units)
 
-# %% ../nbs/32_gate_view.ipynb 25
+# %% ../nbs/32_gate_view.ipynb 75
 class GateExplorer(Explorer):
     "The gate view with controls: `sample`, `timestep`, `units` and (stacked cells) `cell`; `view` is the shown GateView."
     def __init__(self, trace, title=None, dpi=80):
@@ -331,22 +394,28 @@ class GateExplorer(Explorer):
         self.cell = cell
         return self._view(cell).update(sample, timestep, units)
 
-    def render(self) -> bytes:
-        "The fast path: `GateView.render` (fast PNG compression) of the view currently shown."
-        return self.view.render(self.dpi)
+# %% ../nbs/32_gate_view.ipynb 78
+@patch
+def render(self: GateExplorer) -> bytes:
+    "The fast path: `GateView.render` (fast PNG compression) of the view currently shown."
+    return self.view.render(self.dpi)
 
-    def _changed(self, change):
-        if self._holding: return
-        cell = self.controls.get('cell')
-        if cell is not None and change['owner'] is cell:
-            U, s = self._view(change['new']).U, self.controls['units']
-            self._holding = True
-            try:
-                if U - 1 > s.max: s.max = U - 1
-                s.value = (0, U - 1); s.max = U - 1
-            finally: self._holding = False
-        self.redraw()
+@patch
+def _changed(self: GateExplorer, change):
+    "A new `cell` first resets the unit range to that cell's units; then one redraw."
+    if self._holding: return
+    cell = self.controls.get('cell')
+    if cell is not None and change['owner'] is cell:
+        U, s = self._view(change['new']).U, self.controls['units']
+        self._holding = True
+        try:
+            if U - 1 > s.max: s.max = U - 1
+            s.value = (0, U - 1)
+            s.max = U - 1
+        finally: self._holding = False
+    self.redraw()
 
+# %% ../nbs/32_gate_view.ipynb 81
 def gate_explorer(layer_or_trace, x=None, mask=None, title=None) -> GateExplorer:
     "An explorer of the gates of a layer run on `x` (traced here) or of an existing trace."
     if isinstance(layer_or_trace, (Trace, BidirectionalTrace)): tr = layer_or_trace

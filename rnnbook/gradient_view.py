@@ -12,23 +12,26 @@ import ipywidgets as widgets
 from .backend import to_numpy, flatten
 from . import ops
 from .autodiff import GradientTape
-from .cells import SimpleRNNCell, GRUCell, LSTMCell
+from .cells import KINDS, SimpleRNNCell, GRUCell, LSTMCell
 from .rnn import RNN
 from .recurrent import SimpleRNN, GRU, LSTM
 from .initializers import GlorotUniform, Orthogonal
 from .views import new_figure, Explorer
+from fastcore.basics import patch
 
 # %% ../nbs/36_gradient_view.ipynb 6
-CELLS = {'simple_rnn': SimpleRNN, 'gru': GRU, 'lstm': LSTM}
-NAMES = {'simple_rnn': 'SimpleRNN', 'gru': 'GRU', 'lstm': 'LSTM'}
+CELLS = {layer.cell_class.kind.key: layer for layer in (SimpleRNN, GRU, LSTM)}   # kind key -> layer class
+NAMES = {key: kind.name for key, kind in KINDS.items() if key in CELLS}         # kind key -> 'SimpleRNN', ...
+_LISTED = ', '.join(list(NAMES.values())[:-1]) + ' or ' + list(NAMES.values())[-1]   # 'SimpleRNN, GRU or LSTM'
 
 def _cell(layer):
-    if not isinstance(layer, RNN) or type(layer.cell) not in (SimpleRNNCell, GRUCell, LSTMCell):
-        raise ValueError(f"Invalid value for argument `layer`: gradient flow follows one SimpleRNN, GRU or LSTM cell "
-                         f"(a layer or 'simple_rnn', 'gru', 'lstm'); received {type(layer).__name__}"
+    if not isinstance(layer, RNN) or type(layer.cell) not in [c.cell_class for c in CELLS.values()]:
+        raise ValueError(f"Invalid value for argument `layer`: gradient flow follows one {_LISTED} cell "
+                         f"(a layer or {', '.join(map(repr, CELLS))}); received {type(layer).__name__}"
                          f"{' of ' + type(layer.cell).__name__ if isinstance(layer, RNN) else ''}.")
     return layer.cell
 
+# %% ../nbs/36_gradient_view.ipynb 8
 def _prepare(layer, x):
     cell = _cell(layer)
     x = to_numpy(x)
@@ -39,6 +42,7 @@ def _prepare(layer, x):
     order = np.arange(x.shape[1])[::-1] if layer.go_backwards else np.arange(x.shape[1])
     return x, order
 
+# %% ../nbs/36_gradient_view.ipynb 11
 def perturbed_output(layer, x, deltas=None):
     "The last output of `layer` on `x` from zero states, with `deltas[t]` `(B, U)` added to the state h after step t."
     x, order = _prepare(layer, x)
@@ -50,6 +54,7 @@ def perturbed_output(layer, x, deltas=None):
         states = [h] + list(new[1:])
     return states[0]
 
+# %% ../nbs/36_gradient_view.ipynb 14
 def state_gradients(layer, x, loss=None) -> np.ndarray:
     "`(B, T, U)`: dL/dh_t at every input step t, for `loss(last_output)` (default: its sum over units, batch mean)."
     x, _ = _prepare(layer, x)
@@ -61,14 +66,17 @@ def state_gradients(layer, x, loss=None) -> np.ndarray:
         L = ops.sum(last) / B if loss is None else loss(last)
     return np.stack([to_numpy(g) for g in tape.gradient(L, deltas)], axis=1)
 
-# %% ../nbs/36_gradient_view.ipynb 10
+# %% ../nbs/36_gradient_view.ipynb 18
 def _kind(kind):
     k = str(kind).lower().replace('-', '_')
-    k = {'simplernn': 'simple_rnn', 'rnn': 'simple_rnn'}.get(k, k)
+    k = {'rnn': 'simple_rnn', **{kind.name.lower(): key for key, kind in KINDS.items()}}.get(k, k)
     if k not in CELLS:
-        raise ValueError(f"Invalid value for argument `layer_or_cell_kind`: expected a SimpleRNN, GRU or LSTM layer or "
+        raise ValueError(f"Invalid value for argument `layer_or_cell_kind`: expected a {_LISTED} layer or "
                          f"one of {list(CELLS)}, received {kind!r}.")
     return k
+
+# %% ../nbs/36_gradient_view.ipynb 21
+_CARRY_GATES = {'lstm': 'f', 'gru': 'z'}   # the gate on each kind's carry path; a SimpleRNN has none
 
 def make_layer(kind, units=16, scale=1.0, gate_bias=None, seed=0, features=None, dtype='float64'):
     "A SimpleRNN/GRU/LSTM with seeded weights: recurrent kernel orthogonal times `scale`, carry-gate bias `gate_bias`."
@@ -76,15 +84,18 @@ def make_layer(kind, units=16, scale=1.0, gate_bias=None, seed=0, features=None,
     layer = CELLS[k](units, kernel_initializer=GlorotUniform(seed=seed),
                      recurrent_initializer=Orthogonal(gain=scale, seed=seed + 1), dtype=dtype)
     if features is not None: layer.build((None, None, features))
-    if gate_bias is not None and k != 'simple_rnn':
+    if gate_bias is not None and k in _CARRY_GATES:
         if features is None: raise ValueError("`gate_bias` needs `features` (the layer must be built to set it).")
         b = layer.cell.bias.numpy()
-        if k == 'lstm': b[units:2 * units] = gate_bias                      # i, f, c, o: the forget gate
-        elif b.ndim == 2: b[0, :units], b[1, :units] = gate_bias, 0         # GRU reset_after: input + recurrent bias
-        else: b[:units] = gate_bias                                         # z, r, h: the update gate
+        g = KINDS[k].gates.index(_CARRY_GATES[k])                            # its block in the Keras bias layout
+        if b.ndim == 2:                                                     # GRU reset_after: input + recurrent bias
+            b[0, g * units:(g + 1) * units] = gate_bias
+            b[1, g * units:(g + 1) * units] = 0
+        else: b[g * units:(g + 1) * units] = gate_bias
         layer.cell.bias.assign(b)
     return layer
 
+# %% ../nbs/36_gradient_view.ipynb 23
 def gradient_flow(layer_or_cell_kind, x, units=None, scale=None, gate_bias=None, seed=0, loss=None,
                   dtype='float64') -> np.ndarray:
     "`(T,)`: the norm of dL/dh_t over each input step t, for a loss on the last output (see `state_gradients`)."
@@ -98,6 +109,7 @@ def gradient_flow(layer_or_cell_kind, x, units=None, scale=None, gate_bias=None,
     g = state_gradients(layer, x, loss)
     return np.sqrt((g.astype('float64') ** 2).sum(axis=(0, 2)))
 
+# %% ../nbs/36_gradient_view.ipynb 26
 def task_input(T=100, features=8, batch=4, seed=0) -> np.ndarray:
     "The shared input: `(batch, T, features)` standard normal from `seed` (a longer T extends the same sequence)."
     return np.random.default_rng(seed).standard_normal((batch, max(T, 1), features))[:, :T]
@@ -106,7 +118,7 @@ def gradient_flows(x, kinds=tuple(CELLS), units=64, scale=1.0, gate_bias=None, s
     "`{kind: gradient_flow(kind, x, ...)}`: the cells compared on the same input with the same seed."
     return {_kind(k): gradient_flow(_kind(k), x, units, scale, gate_bias, seed, dtype=dtype) for k in kinds}
 
-# %% ../nbs/36_gradient_view.ipynb 16
+# %% ../nbs/36_gradient_view.ipynb 32
 _COLORS = {'simple_rnn': 'C3', 'gru': 'C2', 'lstm': 'C0'}
 
 class GradientView:
@@ -125,32 +137,39 @@ class GradientView:
         self.title = ax.set_title('', fontsize=9, loc='left')
         self.legend = None
 
-    def update(self, flows, timestep=None, subtitle=''):
-        "Redraw for `flows` (`{kind: (T,)}` from `gradient_flows`), with a cursor at `timestep` if given."
-        T = len(next(iter(flows.values())))
-        t = None if timestep is None else min(int(timestep), T - 1)
-        pos = []
-        for k, line in self.lines.items():
-            f = flows.get(k)
-            if f is None:
-                line.set_data([], []); line.set_label('_'); self.dots[k].set_data([], []); continue
-            line.set_data(np.arange(T), f)
-            pos.append(f[f > 0])
-            label = f'{NAMES[k]}: {f[0]:.1e} at t=0'
-            if t is not None: label += f', {f[t]:.1e} at t={t}'
-            line.set_label(label)
-            self.dots[k].set_data([] if t is None else [t], [] if t is None else [f[t]])
-        self.cursor.set_visible(t is not None)
-        if t is not None: self.cursor.set_xdata([t, t])
-        pos = np.concatenate(pos) if pos else np.ones(1)
-        lo, hi = (float(pos.min()), float(pos.max())) if pos.size else (1e-3, 1.0)
-        self.ax.set_xlim(-0.5, T - 0.5); self.ax.set_ylim(lo / 5, hi * 5)
-        if self.legend is not None: self.legend.remove()
-        self.legend = self.ax.legend(loc='lower right', fontsize=8, framealpha=0.9)
-        self.title.set_text(r'gradient reaching each step, $\Vert \partial L / \partial h_t \Vert$' +
-                            (f'   ({subtitle})' if subtitle else ''))
-        return self.figure
+# %% ../nbs/36_gradient_view.ipynb 35
+@patch
+def update(self: GradientView, flows, timestep=None, subtitle=''):
+    "Redraw for `flows` (`{kind: (T,)}` from `gradient_flows`), with a cursor at `timestep` if given."
+    T = len(next(iter(flows.values())))
+    t = None if timestep is None else min(int(timestep), T - 1)
+    pos = []
+    for k, line in self.lines.items():
+        f = flows.get(k)
+        if f is None:
+            line.set_data([], [])
+            line.set_label('_')
+            self.dots[k].set_data([], [])
+            continue
+        line.set_data(np.arange(T), f)
+        pos.append(f[f > 0])
+        label = f'{NAMES[k]}: {f[0]:.1e} at t=0'
+        if t is not None: label += f', {f[t]:.1e} at t={t}'
+        line.set_label(label)
+        self.dots[k].set_data([] if t is None else [t], [] if t is None else [f[t]])
+    self.cursor.set_visible(t is not None)
+    if t is not None: self.cursor.set_xdata([t, t])
+    pos = np.concatenate(pos) if pos else np.ones(1)
+    lo, hi = (float(pos.min()), float(pos.max())) if pos.size else (1e-3, 1.0)
+    self.ax.set_xlim(-0.5, T - 0.5)
+    self.ax.set_ylim(lo / 5, hi * 5)
+    if self.legend is not None: self.legend.remove()
+    self.legend = self.ax.legend(loc='lower right', fontsize=8, framealpha=0.9)
+    self.title.set_text(r'gradient reaching each step, $\Vert \partial L / \partial h_t \Vert$' +
+                        (f'   ({subtitle})' if subtitle else ''))
+    return self.figure
 
+# %% ../nbs/36_gradient_view.ipynb 38
 def _subtitle(T, units, scale, gate_bias):
     gb = 'Keras default' if gate_bias is None else f'{gate_bias:g}'
     return f'T={T}, {units} units, recurrent scale {scale:g}, carry-gate bias {gb}'
@@ -165,7 +184,7 @@ def gradient_figure(x=None, kinds=tuple(CELLS), units=64, scale=1.0, gate_bias=N
     else: subtitle = ''
     return GradientView(width, height).update(flows, timestep, subtitle)
 
-# %% ../nbs/36_gradient_view.ipynb 20
+# %% ../nbs/36_gradient_view.ipynb 42
 class GradientExplorer(Explorer):
     "Gradient flow of SimpleRNN, GRU and LSTM on one task, with T / units / scale / gate-bias controls and a cursor."
     def __init__(self, T=100, units=64, features=8, batch=4, seed=0, kinds=tuple(CELLS), max_T=200,
@@ -191,18 +210,22 @@ class GradientExplorer(Explorer):
             self.cache[key] = gradient_flows(self.x[:, :T], self.kinds, units, float(scale), gate_bias, self.seed)
         return self.cache[key]
 
-    def _changed(self, change):
-        if self._hold: return
-        if change['owner'] is self.controls['T']:                           # keep the cursor inside the sequence
-            self._hold = True
-            try: self.controls['timestep'].max = change['new'] - 1
-            finally: self._hold = False
-        self.redraw()
-
     def _draw(self, T, units, scale, gate_bias, timestep):
         return self.view.update(self.flows(T, units, scale, gate_bias), timestep,
                                 _subtitle(T, units, scale, gate_bias))
 
+# %% ../nbs/36_gradient_view.ipynb 45
+@patch
+def _changed(self: GradientExplorer, change):
+    "A new `T` first keeps the timestep slider inside the sequence, then one redraw follows."
+    if self._hold: return
+    if change['owner'] is self.controls['T']:                           # keep the cursor inside the sequence
+        self._hold = True
+        try: self.controls['timestep'].max = change['new'] - 1
+        finally: self._hold = False
+    self.redraw()
+
+# %% ../nbs/36_gradient_view.ipynb 48
 def gradient_explorer(T=100, units=64, features=8, batch=4, seed=0, kinds=tuple(CELLS)) -> GradientExplorer:
     "SimpleRNN vs GRU vs LSTM gradient flow on the same seeded input, with controls."
     return GradientExplorer(T, units, features, batch, seed, kinds)

@@ -7,12 +7,12 @@ __all__ = ['GlorotUniform', 'GlorotNormal', 'HeUniform', 'HeNormal', 'LecunUnifo
            'Zeros', 'Ones', 'Constant', 'Identity', 'RandomInitializer', 'RandomUniform', 'RandomNormal',
            'TruncatedNormal', 'compute_fans', 'VarianceScaling', 'Orthogonal', 'get', 'serialize']
 
-# %% ../nbs/03_initializers.ipynb 3
+# %% ../nbs/03_initializers.ipynb 4
 import math
 import numpy as np
 from .backend import make_rng, standardize_dtype, get_object, serialize_object
 
-# %% ../nbs/03_initializers.ipynb 5
+# %% ../nbs/03_initializers.ipynb 8
 class Initializer:
     "Base class: `init(shape, dtype=None)` returns an array of that shape; `get_config` gives its arguments."
     def __call__(self, shape, dtype=None): raise NotImplementedError
@@ -31,6 +31,7 @@ def _shape(shape):
         raise ValueError(f"Invalid value for argument `shape`: expected a tuple of non-negative integers, received {shape!r}.")
     return tuple(int(d) for d in shape)
 
+# %% ../nbs/03_initializers.ipynb 11
 class Zeros(Initializer):
     "All zeros."
     def __call__(self, shape, dtype=None): return np.zeros(_shape(shape), _float_dtype(dtype))
@@ -55,7 +56,7 @@ class Identity(Initializer):
         return (self.gain * np.eye(*shape)).astype(_float_dtype(dtype))
     def get_config(self): return {'gain': self.gain}
 
-# %% ../nbs/03_initializers.ipynb 8
+# %% ../nbs/03_initializers.ipynb 14
 class RandomInitializer(Initializer):
     "Base of the random initializers: holds `seed` (same values on every call when it is set)."
     def __init__(self, seed=None):
@@ -73,6 +74,7 @@ def _truncated_normal(rng, shape, mean, stddev):
         bad = np.abs(z) > 2
     return mean + stddev * z
 
+# %% ../nbs/03_initializers.ipynb 17
 class RandomUniform(RandomInitializer):
     "Uniform on `[minval, maxval)`."
     def __init__(self, minval=-0.05, maxval=0.05, seed=None): super().__init__(seed); self.minval, self.maxval = minval, maxval
@@ -92,7 +94,7 @@ class TruncatedNormal(RandomNormal):
     def __call__(self, shape, dtype=None):
         return _truncated_normal(self.rng(), _shape(shape), self.mean, self.stddev).astype(_float_dtype(dtype))
 
-# %% ../nbs/03_initializers.ipynb 11
+# %% ../nbs/03_initializers.ipynb 20
 def compute_fans(shape):
     "`(fan_in, fan_out)` of a weight shape, as Keras computes them."
     shape = _shape(shape)
@@ -101,6 +103,7 @@ def compute_fans(shape):
     k = math.prod(shape[:-2])
     return shape[-2] * k, shape[-1] * k
 
+# %% ../nbs/03_initializers.ipynb 23
 class VarianceScaling(RandomInitializer):
     "Draws with variance `scale / n` (n: fan_in, fan_out or fan_avg) from a truncated normal, normal or uniform."
     def __init__(self, scale=1.0, mode='fan_in', distribution='truncated_normal', seed=None):
@@ -129,6 +132,7 @@ class VarianceScaling(RandomInitializer):
     def get_config(self):
         return {'scale': self.scale, 'mode': self.mode, 'distribution': self.distribution, 'seed': self.seed}
 
+# %% ../nbs/03_initializers.ipynb 26
 def _variance_scaling(name, scale, mode, distribution, doc):
     def __init__(self, seed=None): VarianceScaling.__init__(self, scale, mode, distribution, seed)
     def get_config(self): return {'seed': self.seed}
@@ -141,7 +145,7 @@ HeNormal = _variance_scaling('HeNormal', 2., 'fan_in', 'truncated_normal', "Trun
 LecunUniform = _variance_scaling('LecunUniform', 1., 'fan_in', 'uniform', "Uniform on ±sqrt(3 / fan_in).")
 LecunNormal = _variance_scaling('LecunNormal', 1., 'fan_in', 'truncated_normal', "Truncated normal, variance 1 / fan_in.")
 
-# %% ../nbs/03_initializers.ipynb 14
+# %% ../nbs/03_initializers.ipynb 29
 class Orthogonal(RandomInitializer):
     "A random orthogonal matrix times `gain` (shapes of rank ≥ 2 are flattened to (prod(shape[:-1]), shape[-1]))."
     def __init__(self, gain=1.0, seed=None): super().__init__(seed); self.gain = gain
@@ -157,7 +161,7 @@ class Orthogonal(RandomInitializer):
         return (self.gain * q).reshape(shape).astype(_float_dtype(dtype))
     def get_config(self): return {'gain': self.gain, 'seed': self.seed}
 
-# %% ../nbs/03_initializers.ipynb 17
+# %% ../nbs/03_initializers.ipynb 32
 INITIALIZERS = {c.__name__: c for c in (Zeros, Ones, Constant, Identity, RandomUniform, RandomNormal, TruncatedNormal,
                                         VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal,
                                         LecunUniform, LecunNormal, Orthogonal)}

@@ -47,6 +47,7 @@ def _float(x, dtype=None, like=None):
 
 def _shape(x): return tuple(x.shape)
 
+# %% ../nbs/20_losses.ipynb 9
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
     "Keras' rank alignment: squeeze (or, for rank 1, expand) a trailing axis of size 1 when ranks differ by one."
     r1, r2 = len(x1.shape), len(x2.shape)
@@ -58,7 +59,7 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
         else: x2 = ops.squeeze(x2, -1)
     return x1, x2
 
-# %% ../nbs/20_losses.ipynb 9
+# %% ../nbs/20_losses.ipynb 12
 def _same_shape_error(y_true, y_pred, what="the same shape"):
     return ValueError(f"Arguments `y_true` and `y_pred` must have {what}. "
                       f"Received: y_true.shape={_shape(y_true)}, y_pred.shape={_shape(y_pred)}")
@@ -83,7 +84,7 @@ def mean_absolute_error(y_true, y_pred):
 
 mse, mae = mean_squared_error, mean_absolute_error
 
-# %% ../nbs/20_losses.ipynb 12
+# %% ../nbs/20_losses.ipynb 15
 def _check_smoothing(label_smoothing):
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing <= 1:
         raise ValueError("Invalid value for argument `label_smoothing`: expected a float in [0, 1], "
@@ -95,6 +96,7 @@ def _check_axis(axis):
         raise ValueError(f"`axis` must be of type `int`. Received: axis={axis!r} of type {type(axis)}")
     return int(axis)
 
+# %% ../nbs/20_losses.ipynb 18
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     "Binary cross-entropy of each sample, averaged over `axis`."
     _check_smoothing(label_smoothing); axis = _check_axis(axis)
@@ -111,7 +113,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
                            ops.multiply(y_true, ops.log(p)))
     return ops.mean(bce, axis=axis)
 
-# %% ../nbs/20_losses.ipynb 15
+# %% ../nbs/20_losses.ipynb 21
 def _log_probs(y_pred, from_logits, axis):
     "log q along `axis`: log_softmax of logits, or the log of renormalised, clipped probabilities."
     if from_logits: return activations.log_softmax(y_pred, axis=axis)
@@ -133,7 +135,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if len(y_pred.shape) < 1: raise _same_shape_error(y_true, y_pred, "rank 1 or more")
     return ops.negative(ops.sum(ops.multiply(y_true, _log_probs(y_pred, from_logits, axis)), axis=axis))
 
-# %% ../nbs/20_losses.ipynb 18
+# %% ../nbs/20_losses.ipynb 24
 def _sparse_ce(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     "(per-sample loss, valid mask or None): sparse categorical cross-entropy on any device."
     axis = _check_axis(axis)
@@ -176,6 +178,7 @@ def _sparse_ce(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     if valid is not None: res = ops.where(valid, res, 0.0)
     return res, valid
 
+# %% ../nbs/20_losses.ipynb 27
 def _attach_mask(x, mask):
     "`x` carrying `mask` where the array type allows it (NumPy arrays and tape Tensors)."
     if mask is None: return x
@@ -188,7 +191,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     res, valid = _sparse_ce(y_true, y_pred, from_logits=from_logits, ignore_class=ignore_class, axis=axis)
     return _attach_mask(res, valid)
 
-# %% ../nbs/20_losses.ipynb 21
+# %% ../nbs/20_losses.ipynb 30
 REDUCTIONS = ('sum_over_batch_size', 'sum', 'mean', 'mean_with_sample_weight', 'none', None)
 
 def standardize_reduction(reduction):
@@ -208,6 +211,7 @@ def _align_weights(values, weights):
                          f"against the per-sample losses of shape {_shape(values)}.") from None
     return values, weights
 
+# %% ../nbs/20_losses.ipynb 33
 def apply_mask(sample_weight, mask, dtype, reduction):
     "Fold a boolean `mask` into `sample_weight`: weight N/V on valid entries for mean reductions, 1 otherwise."
     if mask is None: return sample_weight
@@ -225,6 +229,7 @@ def apply_mask(sample_weight, mask, dtype, reduction):
     float_mask, sample_weight = _align_weights(float_mask, sample_weight)
     return sample_weight * float_mask
 
+# %% ../nbs/20_losses.ipynb 36
 def reduce_values(values, sample_weight=None, reduction='sum_over_batch_size'):
     "Reduce (already weighted) `values` to a scalar according to `reduction`."
     if reduction in (None, 'none') or _shape(values) in ((), (0,)): return values
@@ -249,7 +254,7 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction='sum
         values = ops.multiply(values, sample_weight)
     return reduce_values(values, sample_weight, reduction)
 
-# %% ../nbs/20_losses.ipynb 24
+# %% ../nbs/20_losses.ipynb 39
 def _loss_input(x, dtype, like=None):
     x = _real(_array(x, like))
     return x if x.dtype.kind in 'iub' or x.dtype == np.dtype(dtype) else ops.cast(x, dtype)
@@ -260,6 +265,7 @@ def _combine_masks(a, b):
     a, b = unwrap(a), unwrap(b)
     return array_module(a, b).logical_and(a, b)
 
+# %% ../nbs/20_losses.ipynb 42
 class Loss:
     "Base class: `loss(y_true, y_pred, sample_weight=None)` is the reduced value of `call(y_true, y_pred)`."
     def __init__(self, name=None, reduction='sum_over_batch_size', dtype=None):
@@ -286,6 +292,7 @@ class Loss:
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
 
+# %% ../nbs/20_losses.ipynb 45
 def call_with_mask(fn, y_true, y_pred, **kwargs):
     "`(values, mask)`: a loss function's per-sample values and the mask they carry, on NumPy and CuPy alike."
     if fn is sparse_categorical_crossentropy: return _sparse_ce(y_true, y_pred, **kwargs)
@@ -319,7 +326,7 @@ class LossFunctionWrapper(Loss):
 
     def __repr__(self): return f"<LossFunctionWrapper({getattr(self.fn, '__name__', self.fn)}, kwargs={self._fn_kwargs})>"
 
-# %% ../nbs/20_losses.ipynb 26
+# %% ../nbs/20_losses.ipynb 47
 class MeanSquaredError(LossFunctionWrapper):
     "Mean of the squared errors (over the last axis), reduced over the batch."
     def __init__(self, reduction='sum_over_batch_size', name='mean_squared_error', dtype=None):
@@ -332,6 +339,7 @@ class MeanAbsoluteError(LossFunctionWrapper):
         super().__init__(mean_absolute_error, name=name, reduction=reduction, dtype=dtype)
     def get_config(self): return Loss.get_config(self)
 
+# %% ../nbs/20_losses.ipynb 50
 class BinaryCrossentropy(LossFunctionWrapper):
     "Binary cross-entropy for 0/1 labels, from probabilities or (`from_logits=True`) logits."
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction='sum_over_batch_size',
@@ -365,7 +373,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         return {**Loss.get_config(self), 'from_logits': self.from_logits, 'ignore_class': self.ignore_class,
                 'axis': self.axis}
 
-# %% ../nbs/20_losses.ipynb 31
+# %% ../nbs/20_losses.ipynb 55
 LOSS_FUNCTIONS = {'mean_squared_error': mean_squared_error, 'mse': mean_squared_error, 'MSE': mean_squared_error,
                   'mean_absolute_error': mean_absolute_error, 'mae': mean_absolute_error, 'MAE': mean_absolute_error,
                   'binary_crossentropy': binary_crossentropy, 'bce': binary_crossentropy, 'BCE': binary_crossentropy,
@@ -396,6 +404,7 @@ def deserialize(config):
     if inspect.isclass(obj): return obj.from_config(cfg)
     return obj
 
+# %% ../nbs/20_losses.ipynb 58
 def get(identifier):
     "The loss for a name, a config dict, a loss object or callable (kept), or None."
     if identifier is None or isinstance(identifier, Loss): return identifier

@@ -6,7 +6,7 @@
 __all__ = ['KEPT', 'SKIPPED', 'MARKER', 'SHADE', 'masked_outputs', 'sequence_outputs', 'output_rule', 'MaskView', 'mask_figure',
            'layer_copy', 'MaskExplorer', 'mask_explorer']
 
-# %% ../nbs/33_mask_view.ipynb 3
+# %% ../nbs/33_mask_view.ipynb 4
 import numpy as np
 import ipywidgets as widgets
 from matplotlib.colors import ListedColormap
@@ -14,10 +14,12 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from .backend import to_numpy, flatten
 from .rnn import RNN
+from .cells import KINDS
 from .traces import Trace, BidirectionalTrace, trace as trace_layer
-from .views import new_figure, Explorer
+from .views import new_figure, Explorer, _fix_layout
+from fastcore.basics import patch
 
-# %% ../nbs/33_mask_view.ipynb 6
+# %% ../nbs/33_mask_view.ipynb 8
 def _check_trace(trace):
     if isinstance(trace, BidirectionalTrace):
         raise ValueError("Invalid value for argument `trace`: a Bidirectional trace holds two directions; pass "
@@ -27,6 +29,12 @@ def _check_trace(trace):
                          f"{type(trace).__name__}.")
     return trace
 
+def _has_cell_state(trace):
+    "Whether the traced cell carries a cell state `c` besides `h` (an LSTM), as its kind says."
+    kind = KINDS.get(trace.kind)                       # None for a stacked trace (its values are the top cell's)
+    return kind is not None and 'c' in kind.states
+
+# %% ../nbs/33_mask_view.ipynb 10
 def masked_outputs(trace, zero_output_for_mask=False) -> np.ndarray:
     "The per-step outputs `(B, T, U)`, by input time, of the traced layer with the given `zero_output_for_mask`."
     h, m = _check_trace(trace)['h'], trace.mask
@@ -35,6 +43,7 @@ def masked_outputs(trace, zero_output_for_mask=False) -> np.ndarray:
         prev = out[:, t] = np.where(m[:, t][:, None], h[:, t], 0 if zero_output_for_mask else prev)
     return out
 
+# %% ../nbs/33_mask_view.ipynb 12
 def sequence_outputs(trace):
     "The layer's own outputs `(B, T, U)` by input time, or None where it returned only the last step."
     out = _check_trace(trace).outputs
@@ -53,7 +62,7 @@ def output_rule(trace):
     fits = [z for z in (False, True) if np.allclose(seq, masked_outputs(trace, z), rtol=1e-5, atol=1e-6)]
     return fits[0] if len(fits) == 1 else None
 
-# %% ../nbs/33_mask_view.ipynb 9
+# %% ../nbs/33_mask_view.ipynb 15
 KEPT, SKIPPED, MARKER = '#2c7fb8', '#d4d4d4', '#e6007e'
 SHADE = dict(color='0.55', alpha=0.22, lw=0)
 
@@ -62,120 +71,146 @@ def _runs(flags):
     d = np.diff(np.r_[0, np.asarray(flags, int), 0])
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
+# %% ../nbs/33_mask_view.ipynb 18
 class MaskView:
     "The mask picture of a trace, built once; `update(sample, unit)` redraws in place, `set_trace` swaps the layer."
     def __init__(self, trace, zero_output_for_mask=None, width=9.0):
         _check_trace(trace)
         self.B, self.T = trace.mask.shape
-        fig = self.figure = new_figure(width, 5.6 + min(2.0, 0.12 * self.B), layout='constrained')
-        gs = fig.add_gridspec(3, 2, height_ratios=[0.5 + min(1.5, 0.1 * self.B), 1, 1])
-        ag = self.ax_grid = fig.add_subplot(gs[0, :])
-        self.grid = ag.imshow(np.zeros((self.B, self.T)), aspect='auto', interpolation='nearest', vmin=0, vmax=1,
-                              cmap=ListedColormap([SKIPPED, KEPT]), extent=(-0.5, self.T - 0.5, self.B - 0.5, -0.5))
-        self.highlight = ag.add_patch(Rectangle((-0.5, -0.5), self.T, 1, fill=False, ec=MARKER, lw=2, zorder=3))
-        ag.set_title('mask: real steps (dark) and masked steps (light) of each sample', fontsize=9)
-        ag.set_ylabel('sample', fontsize=8)
-        ag.yaxis.set_major_locator(MaxNLocator(6, integer=True))
-        self.ax_state = fig.add_subplot(gs[1, :], sharex=ag)
-        self.ax_out = {False: fig.add_subplot(gs[2, 0], sharex=ag), True: fig.add_subplot(gs[2, 1], sharex=ag)}
-        for ax in (ag, self.ax_state, *self.ax_out.values()):
-            ax.tick_params(labelsize=7); ax.xaxis.set_major_locator(MaxNLocator(10, integer=True))
-        for ax in (self.ax_state, *self.ax_out.values()):
-            ax.axhline(0, color='0.6', lw=0.6, zorder=0.5); ax.set_xlabel('step t', fontsize=8)
-        ag.set_xlim(-1.5, self.T + 0.5)
-        self.h_line, = self.ax_state.plot([], [], '-', color='C0', lw=1.4, label='$h_t$')
-        self.h_real, = self.ax_state.plot([], [], 'o', color='C0', ms=4)
-        self.h_masked, = self.ax_state.plot([], [], 'o', mfc='white', mec='C0', ms=4)
-        self.c_line, = self.ax_state.plot([], [], '--', color='C1', lw=1.2, label='$c_t$ (cell)')
-        self.start, = self.ax_state.plot([], [], 'D', color='0.4', ms=4, label='initial state')
-        self.out_lines, self.out_masked = {}, {}
-        for z, ax in self.ax_out.items():
-            self.out_lines[z], = ax.plot([], [], '-o', color='C2', ms=3.5, lw=1.2)
-            self.out_masked[z], = ax.plot([], [], 'o', color='C3', ms=5, zorder=3)
-        self.shades = []
+        self._build(width)
         self.set_trace(trace, zero_output_for_mask)
         self.update(None, 0)
-        fig.draw_without_rendering()                    # lay out once, then keep the positions
-        fig.set_layout_engine(None)
-        if fig.get_layout_engine() is not None: fig.set_layout_engine('none')
-        fig.rnnbook_view = self
+        _fix_layout(self.figure)                        # lay out once, then keep the positions
+        self.figure.rnnbook_view = self
 
-    def set_trace(self, trace, zero_output_for_mask=None):
-        "Show `trace` (same mask and shapes); `zero_output_for_mask` frames that setting's panel (None: read it off)."
-        _check_trace(trace)
-        if trace.mask.shape != (self.B, self.T):
-            raise ValueError(f"Invalid value for argument `trace`: the view shows {self.B} samples x {self.T} steps; "
-                             f"received a trace of {trace.mask.shape[0]} x {trace.mask.shape[1]}.")
-        self.trace, self.U = trace, trace['h'].shape[-1]
-        self.active = output_rule(trace) if zero_output_for_mask is None else bool(zero_output_for_mask)
-        own = sequence_outputs(trace)
-        self.outputs = {z: own if own is not None and z == self.active else masked_outputs(trace, z)
-                        for z in (False, True)}
-        self.grid.set_data(trace.mask.astype(float))
-        values = [trace['h']] + ([trace['c']] if trace.kind == 'lstm' else [])
-        values += [np.asarray(s)[:, None] for s in (trace.initial_states or [])]
-        self.limits = 1.12 * np.max([np.abs(v).max(axis=(0, 1)) for v in values], axis=0)   # per unit
-        for z, ax in self.ax_out.items():
-            what = 'outputs zeros' if z else 'repeats the last output'
-            mine = z == self.active
-            ax.set_title(f'zero_output_for_mask={z}' + (' (this layer)' if mine else '') + f'\na masked step {what}',
-                         fontsize=8.5, color=MARKER if mine else 'k', fontweight='bold' if mine else 'normal')
-            for sp in ax.spines.values(): sp.set(color=MARKER if mine else 'k', lw=2 if mine else 0.8)
-            ax.set_ylabel('output', fontsize=8)
-        self._shown = None
+# %% ../nbs/33_mask_view.ipynb 21
+@patch
+def _build(self: MaskView, width):
+    "The figure: the mask grid on top, the state panel, and the two output panels side by side."
+    fig = self.figure = new_figure(width, 5.6 + min(2.0, 0.12 * self.B), layout='constrained')
+    gs = fig.add_gridspec(3, 2, height_ratios=[0.5 + min(1.5, 0.1 * self.B), 1, 1])
+    ag = self.ax_grid = fig.add_subplot(gs[0, :])
+    self.grid = ag.imshow(np.zeros((self.B, self.T)), aspect='auto', interpolation='nearest', vmin=0, vmax=1,
+                          cmap=ListedColormap([SKIPPED, KEPT]), extent=(-0.5, self.T - 0.5, self.B - 0.5, -0.5))
+    self.highlight = ag.add_patch(Rectangle((-0.5, -0.5), self.T, 1, fill=False, ec=MARKER, lw=2, zorder=3))
+    ag.set_title('mask: real steps (dark) and masked steps (light) of each sample', fontsize=9)
+    ag.set_ylabel('sample', fontsize=8)
+    ag.yaxis.set_major_locator(MaxNLocator(6, integer=True))
+    self.ax_state = fig.add_subplot(gs[1, :], sharex=ag)
+    self.ax_out = {False: fig.add_subplot(gs[2, 0], sharex=ag), True: fig.add_subplot(gs[2, 1], sharex=ag)}
+    for ax in (ag, self.ax_state, *self.ax_out.values()):
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(10, integer=True))
+    for ax in (self.ax_state, *self.ax_out.values()):
+        ax.axhline(0, color='0.6', lw=0.6, zorder=0.5)
+        ax.set_xlabel('step t', fontsize=8)
+    ag.set_xlim(-1.5, self.T + 0.5)
+    self.h_line, = self.ax_state.plot([], [], '-', color='C0', lw=1.4, label='$h_t$')
+    self.h_real, = self.ax_state.plot([], [], 'o', color='C0', ms=4)
+    self.h_masked, = self.ax_state.plot([], [], 'o', mfc='white', mec='C0', ms=4)
+    self.c_line, = self.ax_state.plot([], [], '--', color='C1', lw=1.2, label='$c_t$ (cell)')
+    self.start, = self.ax_state.plot([], [], 'D', color='0.4', ms=4, label='initial state')
+    self.out_lines, self.out_masked = {}, {}
+    for z, ax in self.ax_out.items():
+        self.out_lines[z], = ax.plot([], [], '-o', color='C2', ms=3.5, lw=1.2)
+        self.out_masked[z], = ax.plot([], [], 'o', color='C3', ms=5, zorder=3)
+    self.shades = []
 
-    def _shade(self, masked):
-        for a in self.shades: a.remove()
-        self.shades = [ax.axvspan(a - 0.5, b - 0.5, **SHADE) for ax in (self.ax_state, *self.ax_out.values())
-                       for a, b in _runs(masked)]
+# %% ../nbs/33_mask_view.ipynb 24
+@patch
+def set_trace(self: MaskView, trace, zero_output_for_mask=None):
+    "Show `trace` (same mask and shapes); `zero_output_for_mask` frames that setting's panel (None: read it off)."
+    _check_trace(trace)
+    if trace.mask.shape != (self.B, self.T):
+        raise ValueError(f"Invalid value for argument `trace`: the view shows {self.B} samples x {self.T} steps; "
+                         f"received a trace of {trace.mask.shape[0]} x {trace.mask.shape[1]}.")
+    self.trace, self.U = trace, trace['h'].shape[-1]
+    self.active = output_rule(trace) if zero_output_for_mask is None else bool(zero_output_for_mask)
+    own = sequence_outputs(trace)
+    self.outputs = {z: own if own is not None and z == self.active else masked_outputs(trace, z)
+                    for z in (False, True)}
+    self.grid.set_data(trace.mask.astype(float))
+    values = [trace['h']] + ([trace['c']] if _has_cell_state(trace) else [])
+    values += [np.asarray(s)[:, None] for s in (trace.initial_states or [])]
+    self.limits = 1.12 * np.max([np.abs(v).max(axis=(0, 1)) for v in values], axis=0)   # per unit
+    for z, ax in self.ax_out.items():
+        what = 'outputs zeros' if z else 'repeats the last output'
+        mine = z == self.active
+        ax.set_title(f'zero_output_for_mask={z}' + (' (this layer)' if mine else '') + f'\na masked step {what}',
+                     fontsize=8.5, color=MARKER if mine else 'k', fontweight='bold' if mine else 'normal')
+        for sp in ax.spines.values(): sp.set(color=MARKER if mine else 'k', lw=2 if mine else 0.8)
+        ax.set_ylabel('output', fontsize=8)
+    self._shown = None
 
-    def update(self, sample=None, unit=0):
-        "Show `sample` (None: the first with a masked step) and `unit`; returns the Figure."
-        tr = self.trace
-        if sample is None:
-            partly = np.flatnonzero(~tr.mask.all(axis=1))
-            sample = int(partly[0]) if len(partly) else 0
-        sample, unit = int(sample), int(unit)
-        if not 0 <= sample < self.B:
-            raise ValueError(f"Invalid value for argument `sample`: the trace has {self.B} samples; received {sample}.")
-        if not 0 <= unit < self.U:
-            raise ValueError(f"Invalid value for argument `unit`: the layer has {self.U} units; received {unit}.")
-        keep = tr.mask[sample]
-        if self._shown is None or self._shown[0] != sample: self._shade(~keep)
-        m = float(self.limits[unit]) or 1.0                 # one scale for the unit across samples and panels
-        for ax in (self.ax_state, *self.ax_out.values()): ax.set_ylim(-m, m)
-        self.highlight.set_y(sample - 0.5)
-        order = np.asarray(tr.order)
-        start_t = order[0] - 1 if order[0] < order[-1] else order[0] + 1      # where the initial state sits
-        init = tr.initial_states
-        h0 = 0.0 if not init else float(np.asarray(init[0])[sample, unit])
-        h = tr['h'][sample, :, unit]
-        ts = np.arange(self.T)
-        self.h_line.set_data(np.r_[start_t, order], np.r_[h0, h[order]])
-        self.h_real.set_data(ts[keep], h[keep]); self.h_masked.set_data(ts[~keep], h[~keep])
-        self.start.set_data([start_t], [h0])
-        if tr.kind == 'lstm':
-            c0 = 0.0 if not init or len(init) < 2 else float(np.asarray(init[1])[sample, unit])
-            self.c_line.set_data(np.r_[start_t, order], np.r_[c0, tr['c'][sample, order, unit]])
-        held = int((~keep).sum())
-        self.ax_state.set_title(f'state of sample {sample}, unit {unit}: held flat across its {held} masked '
-                                f'step{"s" * (held != 1)} (hollow)', fontsize=9)
-        if self._shown is None:
-            handles = [self.h_line, self.start] + ([self.c_line] if tr.kind == 'lstm' else [])
-            self.ax_state.legend(handles=handles, fontsize=7, loc='upper right', ncol=3, frameon=False)
-        for z in (False, True):
-            y = self.outputs[z][sample, :, unit]
-            self.out_lines[z].set_data(ts, y); self.out_masked[z].set_data(ts[~keep], y[~keep])
-        self._shown = (sample, unit)
-        self.shown = dict(sample=sample, unit=unit, h=h, outputs={z: v[sample, :, unit] for z, v in self.outputs.items()},
-                          active=self.active)
-        return self.figure
+# %% ../nbs/33_mask_view.ipynb 27
+@patch
+def _shade(self: MaskView, masked):
+    "Shade each run of masked steps in the state and output panels."
+    for a in self.shades: a.remove()
+    self.shades = [ax.axvspan(a - 0.5, b - 0.5, **SHADE) for ax in (self.ax_state, *self.ax_out.values())
+                   for a, b in _runs(masked)]
 
+# %% ../nbs/33_mask_view.ipynb 30
+@patch
+def _show_state(self: MaskView, sample, unit, keep):
+    "The state panel: $h_t$ (and $c_t$) of `sample`'s `unit` from the initial state on; returns $h$ over time."
+    tr = self.trace
+    order = np.asarray(tr.order)
+    start_t = order[0] - 1 if order[0] < order[-1] else order[0] + 1      # where the initial state sits
+    init = tr.initial_states
+    h0 = 0.0 if not init else float(np.asarray(init[0])[sample, unit])
+    h = tr['h'][sample, :, unit]
+    ts = np.arange(self.T)
+    self.h_line.set_data(np.r_[start_t, order], np.r_[h0, h[order]])
+    self.h_real.set_data(ts[keep], h[keep])
+    self.h_masked.set_data(ts[~keep], h[~keep])
+    self.start.set_data([start_t], [h0])
+    if _has_cell_state(tr):
+        c0 = 0.0 if not init or len(init) < 2 else float(np.asarray(init[1])[sample, unit])
+        self.c_line.set_data(np.r_[start_t, order], np.r_[c0, tr['c'][sample, order, unit]])
+    held = int((~keep).sum())
+    self.ax_state.set_title(f'state of sample {sample}, unit {unit}: held flat across its {held} masked '
+                            f'step{"s" * (held != 1)} (hollow)', fontsize=9)
+    if self._shown is None:
+        handles = [self.h_line, self.start] + ([self.c_line] if _has_cell_state(tr) else [])
+        self.ax_state.legend(handles=handles, fontsize=7, loc='upper right', ncol=3, frameon=False)
+    return h
+
+# %% ../nbs/33_mask_view.ipynb 33
+@patch
+def update(self: MaskView, sample=None, unit=0):
+    "Show `sample` (None: the first with a masked step) and `unit`; returns the Figure."
+    tr = self.trace
+    if sample is None:
+        partly = np.flatnonzero(~tr.mask.all(axis=1))
+        sample = int(partly[0]) if len(partly) else 0
+    sample, unit = int(sample), int(unit)
+    if not 0 <= sample < self.B:
+        raise ValueError(f"Invalid value for argument `sample`: the trace has {self.B} samples; received {sample}.")
+    if not 0 <= unit < self.U:
+        raise ValueError(f"Invalid value for argument `unit`: the layer has {self.U} units; received {unit}.")
+    keep = tr.mask[sample]
+    if self._shown is None or self._shown[0] != sample: self._shade(~keep)
+    m = float(self.limits[unit]) or 1.0                 # one scale for the unit across samples and panels
+    for ax in (self.ax_state, *self.ax_out.values()): ax.set_ylim(-m, m)
+    self.highlight.set_y(sample - 0.5)
+    h = self._show_state(sample, unit, keep)
+    ts = np.arange(self.T)
+    for z in (False, True):
+        y = self.outputs[z][sample, :, unit]
+        self.out_lines[z].set_data(ts, y)
+        self.out_masked[z].set_data(ts[~keep], y[~keep])
+    self._shown = (sample, unit)
+    self.shown = dict(sample=sample, unit=unit, h=h, outputs={z: v[sample, :, unit] for z, v in self.outputs.items()},
+                      active=self.active)
+    return self.figure
+
+# %% ../nbs/33_mask_view.ipynb 36
 def mask_figure(trace, sample=None, unit=0, zero_output_for_mask=None):
     "The mask grid, the state of `sample`'s `unit` held flat across masked steps, and the outputs under both settings."
     return MaskView(trace, zero_output_for_mask).update(sample, unit)
 
-# %% ../nbs/33_mask_view.ipynb 19
+# %% ../nbs/33_mask_view.ipynb 46
 def layer_copy(layer, x, **overrides):
     "A new layer of `layer`'s class and configuration (with `overrides`), built for `x`, with the same weights."
     copy = type(layer).from_config({**layer.get_config(), **overrides})
@@ -183,6 +218,7 @@ def layer_copy(layer, x, **overrides):
     copy.set_weights(layer.get_weights())
     return copy
 
+# %% ../nbs/33_mask_view.ipynb 49
 def _traced_copy(layer, x, mask, zero_output_for_mask):
     "Trace a copy of `layer` that returns its full output sequence under `zero_output_for_mask`."
     copy = layer_copy(layer, x, zero_output_for_mask=bool(zero_output_for_mask), return_sequences=True,
@@ -192,6 +228,7 @@ def _traced_copy(layer, x, mask, zero_output_for_mask):
         init = [to_numpy(v.numpy()) for v in flatten(layer.states)]          # start where the layer's state is
     return trace_layer(copy, x, mask=mask, initial_state=init)
 
+# %% ../nbs/33_mask_view.ipynb 52
 class MaskExplorer(Explorer):
     "The mask view with controls `sample`, `unit` and `zero_output_for_mask` (re-traces a copy of the layer)."
     def __init__(self, layer, x, mask, title=None, dpi=80):
@@ -228,6 +265,7 @@ class MaskExplorer(Explorer):
         if self.view.trace is not self._trace(z): self.view.set_trace(self._trace(z), z)
         return self.view.update(sample, unit)
 
+# %% ../nbs/33_mask_view.ipynb 55
 def mask_explorer(layer, x, mask=None, title=None) -> MaskExplorer:
     "An explorer of how `layer` treats the masked steps of `x` under `mask`."
     return MaskExplorer(layer, x, mask, title)

@@ -33,6 +33,7 @@ def _broadcastable(y_true, y_pred, same=False):
                          f"{'the same shape' if same else 'shapes that broadcast together'}. Received: "
                          f"y_true.shape={a}, y_pred.shape={b}")
 
+# %% ../nbs/20a_metrics.ipynb 9
 def accuracy(y_true, y_pred):
     "1 where the prediction equals the label, else 0."
     y_pred = _plain(y_pred)
@@ -49,6 +50,7 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     _broadcastable(y_true, y_pred)
     return (y_true == (y_pred > threshold).astype(y_true.dtype)).astype(floatx())
 
+# %% ../nbs/20a_metrics.ipynb 12
 def categorical_accuracy(y_true, y_pred):
     "1 where the arg-max of the prediction is the arg-max of the one-hot label, else 0."
     y_pred = _plain(y_pred)
@@ -76,7 +78,7 @@ def sparse_categorical_accuracy(y_true, y_pred):
     if matches.ndim > 1 and matches.shape[-1] == 1: matches = matches.squeeze(-1)
     return matches
 
-# %% ../nbs/20a_metrics.ipynb 9
+# %% ../nbs/20a_metrics.ipynb 15
 class Metric:
     "Base class of stateful metrics: `update_state(...)`, `result()`, `reset_state()`."
     def __init__(self, name=None, dtype=None):
@@ -110,6 +112,7 @@ class Metric:
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
 
+# %% ../nbs/20a_metrics.ipynb 18
 def _host(x): return to_numpy(x) if hasattr(unwrap(x), 'shape') else np.asarray(x)
 
 def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, mask=None):
@@ -136,6 +139,7 @@ def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, mask=No
 def _mean(x, axis): return array_module(x).mean(x, axis=axis)
 def _sum(x, axis): return array_module(x).sum(x, axis=axis)
 
+# %% ../nbs/20a_metrics.ipynb 21
 class Sum(Metric):
     "The running (weighted) sum of the values."
     def __init__(self, name='sum', dtype=None):
@@ -166,7 +170,7 @@ class Mean(Metric):
         total, count = self.total.numpy()[()], self.count.numpy()[()]
         return total / count if count != 0 else np.zeros((), self.dtype)[()]
 
-# %% ../nbs/20a_metrics.ipynb 12
+# %% ../nbs/20a_metrics.ipynb 24
 class MeanMetricWrapper(Mean):
     "The running mean of `fn(y_true, y_pred, **kwargs)`: a metric from a per-sample function."
     def __init__(self, fn, name=None, dtype=None, **kwargs):
@@ -194,6 +198,7 @@ class MeanMetricWrapper(Mean):
         if isinstance(config.get('fn'), str): config['fn'] = _function(config['fn'])
         return cls(**config)
 
+# %% ../nbs/20a_metrics.ipynb 27
 class Accuracy(MeanMetricWrapper):
     "How often predictions equal labels."
     def __init__(self, name='accuracy', dtype=None): super().__init__(accuracy, name=name, dtype=dtype)
@@ -219,7 +224,7 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
     def get_config(self): return Metric.get_config(self)
 
-# %% ../nbs/20a_metrics.ipynb 17
+# %% ../nbs/20a_metrics.ipynb 32
 class MeanSquaredError(MeanMetricWrapper):
     "The running mean of the mean squared error."
     def __init__(self, name='mean_squared_error', dtype=None): super().__init__(losses.mean_squared_error, name=name, dtype=dtype)
@@ -230,6 +235,7 @@ class MeanAbsoluteError(MeanMetricWrapper):
     def __init__(self, name='mean_absolute_error', dtype=None): super().__init__(losses.mean_absolute_error, name=name, dtype=dtype)
     def get_config(self): return Metric.get_config(self)
 
+# %% ../nbs/20a_metrics.ipynb 35
 class BinaryCrossentropy(MeanMetricWrapper):
     "The running mean of the binary cross-entropy."
     def __init__(self, name='binary_crossentropy', dtype=None, from_logits=False, label_smoothing=0):
@@ -259,7 +265,7 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
         return {**Metric.get_config(self), 'from_logits': self.from_logits, 'ignore_class': self.ignore_class,
                 'axis': self.axis}
 
-# %% ../nbs/20a_metrics.ipynb 20
+# %% ../nbs/20a_metrics.ipynb 38
 METRIC_CLASSES = {c.__name__: c for c in (Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy,
                                           SparseCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError,
                                           BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)}
@@ -275,6 +281,7 @@ def _function(name):
     raise ValueError(f"Unknown metric function: expected one of {sorted({**METRIC_FUNCTIONS, **losses.LOSS_FUNCTIONS})}, "
                      f"received {name!r}.")
 
+# %% ../nbs/20a_metrics.ipynb 41
 def serialize(metric):
     "A metric object's Keras 3 config dict; a function's name; None for None."
     if metric is None: return None
@@ -308,6 +315,7 @@ def get(identifier):
     raise ValueError(f"Could not interpret metric identifier: expected None, a name, a config dict or a callable, "
                      f"received {identifier!r}.")
 
+# %% ../nbs/20a_metrics.ipynb 44
 def _loss_kind(loss):
     "'sparse', 'binary' or None: which cross-entropy `loss` (a name, function or object) is."
     fn = getattr(loss, 'fn', loss)
@@ -332,6 +340,7 @@ def resolve_accuracy(loss=None, y_true_shape=None, y_pred_shape=None, name='accu
     if is_sparse: return SparseCategoricalAccuracy(name=name)
     return CategoricalAccuracy(name=name)
 
+# %% ../nbs/20a_metrics.ipynb 47
 def get_metric(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
     "One entry of `compile(metrics=...)` as a `Metric`, named as Keras names it."
     if identifier is None: raise ValueError("Expected metric, received `None`")

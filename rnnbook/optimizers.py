@@ -11,6 +11,7 @@ import inspect
 import numbers
 import warnings
 import numpy as np
+from fastcore.basics import patch
 from .backend import array_module, unwrap, to_numpy, is_cupy_array, floatx, deferred_interrupts
 from .layer import Variable, snake_case, unique_name
 
@@ -62,6 +63,7 @@ def _takes_step(fn):
     except (TypeError, ValueError): return True
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
+# %% ../nbs/21_optimizers.ipynb 12
 class Optimizer:
     "Base class: `apply_gradients([(grad, variable), ...])` updates the variables in place."
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
@@ -97,212 +99,234 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.built = False
 
-    # -- learning rate -------------------------------------------------------------------------------
-    @property
-    def learning_rate(self):
-        "The learning-rate `Variable`, or a schedule's value at the current iteration."
-        if isinstance(self._learning_rate, Variable): return self._learning_rate
-        return self._get_current_learning_rate()
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        if callable(value) and not isinstance(value, Variable):
-            if isinstance(self._learning_rate, Variable): self._variables.remove(self._learning_rate)
-            self._learning_rate = value
-            return
-        if isinstance(value, bool) or not isinstance(unwrap(value), (numbers.Real, np.ndarray)) or np.ndim(unwrap(value)) != 0:
-            raise ValueError("Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a "
-                             "callable (that takes in the current iteration value and returns the corresponding learning "
-                             f"rate value). Received instead: learning_rate={value!r}")
-        value = float(to_numpy(unwrap(value)))
-        if isinstance(self._learning_rate, Variable): self._learning_rate.assign(np.asarray(value, floatx()))
-        else:
-            self._learning_rate = Variable(np.asarray(value, floatx()), name='learning_rate', trainable=False)
-            self._learning_rate.path = f"{self.name}/learning_rate"
-            self._variables.insert(1, self._learning_rate)
-
-    def _get_current_learning_rate(self) -> float:
-        "The learning rate of the coming step, as a Python float."
-        lr = self._learning_rate
-        if isinstance(lr, Variable): return float(lr.numpy())
-        value = lr(int(self._iterations.numpy())) if _takes_step(lr) else lr()
-        return float(to_numpy(unwrap(value)))
-
-    @property
-    def iterations(self):
-        "The number of steps taken so far (an int64 `Variable`)."
-        return self._iterations
-
-    @property
-    def variables(self):
-        "The iteration counter, the learning rate (unless a schedule), then the slot variables in creation order."
-        return list(self._variables)
-
-    def to(self, device):
-        "Move the slot variables to `device` (`Layer.to` calls this for a compiled model); the counters stay."
-        from rnnbook.backend import to_device
-        for _, slots in self._slot_vars.values():
-            for v in slots.values(): v._value = to_device(v._value, device)
-        return self
-
-    # -- slots ---------------------------------------------------------------------------------------
-    def _slot_groups(self) -> list:
-        "Lists of `(slot name, initial value)`; Keras creates each group for all variables before the next."
-        return []
-
-    def add_variable_from_reference(self, reference_variable, name=None, initializer=0.):
-        "A slot variable shaped like `reference_variable` (same dtype and device), filled with `initializer`."
-        v = self._new_slot(reference_variable, name, initializer)
-        self._variables.append(v)
-        return v
-
-    def _new_slot(self, reference_variable, name, initializer):
-        "The slot variable `add_variable_from_reference` makes, not yet tracked."
-        ref = unwrap(reference_variable)
-        xp = array_module(ref)
-        path = getattr(reference_variable, 'path', getattr(reference_variable, 'name', 'variable'))
-        v = Variable(xp.full(ref.shape, initializer, dtype=ref.dtype), name=f"{path.replace('/', '_')}_{name or 'var'}",
-                     trainable=False)
-        v.path = f"{self.name}/{v.name}"
-        return v
-
-    def _create_slots(self, variables):
-        "Create the slots of the variables not seen before, in Keras' order (group by group): all of them or none."
-        new = list({id(v): v for v in variables if id(v) not in self._slot_vars}.values())
-        slots, created = {id(v): (v, {}) for v in new}, []
-        for group in self._slot_groups():
-            for v in new:
-                for name, init in group:
-                    slots[id(v)][1][name] = self._new_slot(v, name, init)
-                    created.append(slots[id(v)][1][name])
-        with deferred_interrupts():
-            self._slot_vars.update(slots)
-            self._variables += created
-
-    def _get_slots(self, variable) -> dict:
-        "The slot variables of `variable` (created on first use)."
-        if id(variable) not in self._slot_vars: self._create_slots([variable])
-        return self._slot_vars[id(variable)][1]
-
-    def build(self, variables):
-        "Create the slots of `variables` now (and remember them for `apply(grads)` without variables)."
-        variables = list(variables)
-        self._create_slots(variables)
-        self._built_vars = variables
-        self.built = True
-
-    def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        "Leave these variables, or those whose name contains one of `var_names`, out of weight decay."
-        self._no_decay_ids = {id(v) for v in (var_list or [])}
-        self._no_decay_names = tuple(var_names or ())
-
-    def _use_weight_decay(self, variable):
-        if id(variable) in self._no_decay_ids: return False
-        return not any(s in getattr(variable, 'name', '') for s in self._no_decay_names)
-
-    # -- a step --------------------------------------------------------------------------------------
-    def _gradient_array(self, g, variable):
-        "`g` as an array on `variable`'s device, in its dtype, checked against its shape."
-        g, v = unwrap(g), unwrap(variable)
-        xp = array_module(v)
-        if xp is np: g = to_numpy(g) if is_cupy_array(g) else np.asarray(g)
-        else: g = xp.asarray(g)
-        if tuple(g.shape) != tuple(v.shape):
-            raise ValueError(f"Invalid gradient for variable `{getattr(variable, 'path', variable)}`: expected shape "
-                             f"{tuple(v.shape)} (the variable's), received shape {tuple(g.shape)}.")
-        return g.astype(v.dtype, copy=False)
-
-    def _clip_gradients(self, grads):
-        if self.clipnorm: return [clip_by_norm(g, self.clipnorm) for g in grads]
-        if self.global_clipnorm: return clip_by_global_norm(grads, self.global_clipnorm)
-        if self.clipvalue: return [array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
-        return grads
-
-    def apply_gradients(self, grads_and_vars):
-        "Update each variable of `[(gradient, variable), ...]` (any iterable); returns `iterations`."
-        pairs = list(grads_and_vars)
-        bad = [p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2)]
-        if bad:
-            raise ValueError(f"Invalid value for argument `grads_and_vars`: expected (gradient, variable) pairs, "
-                             f"received {bad[0]!r}.")
-        if pairs:
-            grads, variables = zip(*pairs)
-            self.apply(list(grads), list(variables))
-        return self._iterations
-
-    def apply(self, grads, trainable_variables=None):
-        "Update `trainable_variables` (default: those given to `build`) with `grads`, one per variable."
-        grads = list(grads)
-        if not grads: return
-        if trainable_variables is None:
-            if not self.built:
-                raise ValueError("When passing `grads` without `variables`, the optimizer must already be built on a "
-                                 "list of variables. Call `optimizer.build(trainable_variables)` first.")
-            variables = self._built_vars
-        else: variables = list(trainable_variables)
-        if len(grads) != len(variables):
-            raise ValueError(f"Invalid arguments: expected one gradient per variable, received {len(grads)} gradients "
-                             f"for {len(variables)} variables.")
-        not_variables = [v for v in variables if not (getattr(v, '_rb_variable', False) and hasattr(v, 'assign'))]
-        if not_variables:
-            raise ValueError(f"Invalid value for argument `variables`: expected `rb.Variable`s (e.g. a layer's "
-                             f"`trainable_weights`), received {type(not_variables[0]).__name__} {not_variables[0]!r}.")
-        self._create_slots(variables)                   # for all of them, as Keras builds before filtering
-        missing = [getattr(v, 'path', str(v)) for g, v in zip(grads, variables) if g is None]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        if not pairs: raise ValueError("No gradients provided for any variable.")
-        if missing:
-            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. "
-                          "If using `model.compile()`, did you forget to provide a `loss` argument?")
-        variables = [v for _, v in pairs]
-        grads = [self._gradient_array(g, v) for g, v in pairs]
-        if self.loss_scale_factor is not None: grads = [g / g.dtype.type(self.loss_scale_factor) for g in grads]
-        grads = self._clip_gradients(grads)
-        lr = self._get_current_learning_rate()
-        saved = self._step_values(variables)
-        with deferred_interrupts():         # Ctrl-C waits for the step to end ...
-            try: self._write_step(grads, variables, lr)
-            except BaseException:           # ... and an error (or KeyboardInterrupt) raised inside it undoes it all
-                for v, value in saved: v.assign(value)
-                raise
-
-    def _step_values(self, variables) -> list:
-        "`(variable, copy of its value)` for everything a step writes: the variables, their slots, the counter."
-        touched = [self._iterations] + list(variables)
-        touched += [s for v in variables for s in self._slot_vars[id(v)][1].values()]
-        return [(v, v.value.copy()) for v in touched]
-
-    def _write_step(self, grads, variables, lr):
-        "Weight decay, each variable's update, constraints, then the step counter."
-        if self.weight_decay is not None:
-            for v in variables:
-                if self._use_weight_decay(v):
-                    val = unwrap(v)
-                    v.assign(val * (1 - val.dtype.type(self.weight_decay) * val.dtype.type(lr)))
-        for g, v in zip(grads, variables):
-            self.update_step(g, v, lr)
-        for v in variables:
-            if getattr(v, 'constraint', None) is not None: v.assign(v.constraint(v))
-        self._iterations.assign(self._iterations.value + 1)
-
-    def update_step(self, gradient, variable, learning_rate):
-        "Update `variable` in place from `gradient` (an array in its dtype and on its device)."
-        raise NotImplementedError
-
-    # -- config --------------------------------------------------------------------------------------
-    def get_config(self) -> dict:
-        lr = self._learning_rate
-        return {'name': self.name, 'learning_rate': float(lr.numpy()) if isinstance(lr, Variable) else lr,
-                'weight_decay': self.weight_decay, 'clipnorm': self.clipnorm, 'global_clipnorm': self.global_clipnorm,
-                'clipvalue': self.clipvalue, 'use_ema': self.use_ema, 'ema_momentum': self.ema_momentum,
-                'ema_overwrite_frequency': self.ema_overwrite_frequency, 'loss_scale_factor': self.loss_scale_factor,
-                'gradient_accumulation_steps': self.gradient_accumulation_steps}
-
     @classmethod
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
 
-# %% ../nbs/21_optimizers.ipynb 11
+# %% ../nbs/21_optimizers.ipynb 15
+@patch(as_prop=True)
+def learning_rate(self: Optimizer):
+    "The learning-rate `Variable`, or a schedule's value at the current iteration."
+    if isinstance(self._learning_rate, Variable): return self._learning_rate
+    return self._get_current_learning_rate()
+
+@patch(set_prop=True)
+def learning_rate(self: Optimizer, value):
+    if callable(value) and not isinstance(value, Variable):
+        if isinstance(self._learning_rate, Variable): self._variables.remove(self._learning_rate)
+        self._learning_rate = value
+        return
+    if isinstance(value, bool) or not isinstance(unwrap(value), (numbers.Real, np.ndarray)) or np.ndim(unwrap(value)) != 0:
+        raise ValueError("Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a "
+                         "callable (that takes in the current iteration value and returns the corresponding learning "
+                         f"rate value). Received instead: learning_rate={value!r}")
+    value = float(to_numpy(unwrap(value)))
+    if isinstance(self._learning_rate, Variable): self._learning_rate.assign(np.asarray(value, floatx()))
+    else:
+        self._learning_rate = Variable(np.asarray(value, floatx()), name='learning_rate', trainable=False)
+        self._learning_rate.path = f"{self.name}/learning_rate"
+        self._variables.insert(1, self._learning_rate)
+
+@patch
+def _get_current_learning_rate(self: Optimizer) -> float:
+    "The learning rate of the coming step, as a Python float."
+    lr = self._learning_rate
+    if isinstance(lr, Variable): return float(lr.numpy())
+    value = lr(int(self._iterations.numpy())) if _takes_step(lr) else lr()
+    return float(to_numpy(unwrap(value)))
+
+# %% ../nbs/21_optimizers.ipynb 18
+@patch(as_prop=True)
+def iterations(self: Optimizer):
+    "The number of steps taken so far (an int64 `Variable`)."
+    return self._iterations
+
+@patch(as_prop=True)
+def variables(self: Optimizer):
+    "The iteration counter, the learning rate (unless a schedule), then the slot variables in creation order."
+    return list(self._variables)
+
+@patch
+def to(self: Optimizer, device):
+    "Move the slot variables to `device` (`Layer.to` calls this for a compiled model); the counters stay."
+    from rnnbook.backend import to_device
+    for _, slots in self._slot_vars.values():
+        for v in slots.values(): v._value = to_device(v._value, device)
+    return self
+
+# %% ../nbs/21_optimizers.ipynb 21
+@patch
+def _slot_groups(self: Optimizer) -> list:
+    "Lists of `(slot name, initial value)`; Keras creates each group for all variables before the next."
+    return []
+
+@patch
+def add_variable_from_reference(self: Optimizer, reference_variable, name=None, initializer=0.):
+    "A slot variable shaped like `reference_variable` (same dtype and device), filled with `initializer`."
+    v = self._new_slot(reference_variable, name, initializer)
+    self._variables.append(v)
+    return v
+
+@patch
+def _new_slot(self: Optimizer, reference_variable, name, initializer):
+    "The slot variable `add_variable_from_reference` makes, not yet tracked."
+    ref = unwrap(reference_variable)
+    xp = array_module(ref)
+    path = getattr(reference_variable, 'path', getattr(reference_variable, 'name', 'variable'))
+    v = Variable(xp.full(ref.shape, initializer, dtype=ref.dtype), name=f"{path.replace('/', '_')}_{name or 'var'}",
+                 trainable=False)
+    v.path = f"{self.name}/{v.name}"
+    return v
+
+# %% ../nbs/21_optimizers.ipynb 24
+@patch
+def _create_slots(self: Optimizer, variables):
+    "Create the slots of the variables not seen before, in Keras' order (group by group): all of them or none."
+    new = list({id(v): v for v in variables if id(v) not in self._slot_vars}.values())
+    slots, created = {id(v): (v, {}) for v in new}, []
+    for group in self._slot_groups():
+        for v in new:
+            for name, init in group:
+                slots[id(v)][1][name] = self._new_slot(v, name, init)
+                created.append(slots[id(v)][1][name])
+    with deferred_interrupts():
+        self._slot_vars.update(slots)
+        self._variables += created
+
+@patch
+def _get_slots(self: Optimizer, variable) -> dict:
+    "The slot variables of `variable` (created on first use)."
+    if id(variable) not in self._slot_vars: self._create_slots([variable])
+    return self._slot_vars[id(variable)][1]
+
+@patch
+def build(self: Optimizer, variables):
+    "Create the slots of `variables` now (and remember them for `apply(grads)` without variables)."
+    variables = list(variables)
+    self._create_slots(variables)
+    self._built_vars = variables
+    self.built = True
+
+# %% ../nbs/21_optimizers.ipynb 27
+@patch
+def exclude_from_weight_decay(self: Optimizer, var_list=None, var_names=None):
+    "Leave these variables, or those whose name contains one of `var_names`, out of weight decay."
+    self._no_decay_ids = {id(v) for v in (var_list or [])}
+    self._no_decay_names = tuple(var_names or ())
+
+@patch
+def _use_weight_decay(self: Optimizer, variable):
+    if id(variable) in self._no_decay_ids: return False
+    return not any(s in getattr(variable, 'name', '') for s in self._no_decay_names)
+
+@patch
+def _gradient_array(self: Optimizer, g, variable):
+    "`g` as an array on `variable`'s device, in its dtype, checked against its shape."
+    g, v = unwrap(g), unwrap(variable)
+    xp = array_module(v)
+    if xp is np: g = to_numpy(g) if is_cupy_array(g) else np.asarray(g)
+    else: g = xp.asarray(g)
+    if tuple(g.shape) != tuple(v.shape):
+        raise ValueError(f"Invalid gradient for variable `{getattr(variable, 'path', variable)}`: expected shape "
+                         f"{tuple(v.shape)} (the variable's), received shape {tuple(g.shape)}.")
+    return g.astype(v.dtype, copy=False)
+
+@patch
+def _clip_gradients(self: Optimizer, grads):
+    if self.clipnorm: return [clip_by_norm(g, self.clipnorm) for g in grads]
+    if self.global_clipnorm: return clip_by_global_norm(grads, self.global_clipnorm)
+    if self.clipvalue: return [array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+    return grads
+
+# %% ../nbs/21_optimizers.ipynb 30
+@patch
+def _step_values(self: Optimizer, variables) -> list:
+    "`(variable, copy of its value)` for everything a step writes: the variables, their slots, the counter."
+    touched = [self._iterations] + list(variables)
+    touched += [s for v in variables for s in self._slot_vars[id(v)][1].values()]
+    return [(v, v.value.copy()) for v in touched]
+
+@patch
+def _write_step(self: Optimizer, grads, variables, lr):
+    "Weight decay, each variable's update, constraints, then the step counter."
+    if self.weight_decay is not None:
+        for v in variables:
+            if self._use_weight_decay(v):
+                val = unwrap(v)
+                v.assign(val * (1 - val.dtype.type(self.weight_decay) * val.dtype.type(lr)))
+    for g, v in zip(grads, variables):
+        self.update_step(g, v, lr)
+    for v in variables:
+        if getattr(v, 'constraint', None) is not None: v.assign(v.constraint(v))
+    self._iterations.assign(self._iterations.value + 1)
+
+@patch
+def update_step(self: Optimizer, gradient, variable, learning_rate):
+    "Update `variable` in place from `gradient` (an array in its dtype and on its device)."
+    raise NotImplementedError
+
+# %% ../nbs/21_optimizers.ipynb 33
+@patch
+def apply(self: Optimizer, grads, trainable_variables=None):
+    "Update `trainable_variables` (default: those given to `build`) with `grads`, one per variable."
+    grads = list(grads)
+    if not grads: return
+    if trainable_variables is None:
+        if not self.built:
+            raise ValueError("When passing `grads` without `variables`, the optimizer must already be built on a "
+                             "list of variables. Call `optimizer.build(trainable_variables)` first.")
+        variables = self._built_vars
+    else: variables = list(trainable_variables)
+    if len(grads) != len(variables):
+        raise ValueError(f"Invalid arguments: expected one gradient per variable, received {len(grads)} gradients "
+                         f"for {len(variables)} variables.")
+    not_variables = [v for v in variables if not (getattr(v, '_rb_variable', False) and hasattr(v, 'assign'))]
+    if not_variables:
+        raise ValueError(f"Invalid value for argument `variables`: expected `rb.Variable`s (e.g. a layer's "
+                         f"`trainable_weights`), received {type(not_variables[0]).__name__} {not_variables[0]!r}.")
+    self._create_slots(variables)                   # for all of them, as Keras builds before filtering
+    missing = [getattr(v, 'path', str(v)) for g, v in zip(grads, variables) if g is None]
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    if not pairs: raise ValueError("No gradients provided for any variable.")
+    if missing:
+        warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. "
+                      "If using `model.compile()`, did you forget to provide a `loss` argument?")
+    variables = [v for _, v in pairs]
+    grads = [self._gradient_array(g, v) for g, v in pairs]
+    if self.loss_scale_factor is not None: grads = [g / g.dtype.type(self.loss_scale_factor) for g in grads]
+    grads = self._clip_gradients(grads)
+    lr = self._get_current_learning_rate()
+    saved = self._step_values(variables)
+    with deferred_interrupts():         # Ctrl-C waits for the step to end ...
+        try: self._write_step(grads, variables, lr)
+        except BaseException:           # ... and an error (or KeyboardInterrupt) raised inside it undoes it all
+            for v, value in saved: v.assign(value)
+            raise
+
+# %% ../nbs/21_optimizers.ipynb 36
+@patch
+def apply_gradients(self: Optimizer, grads_and_vars):
+    "Update each variable of `[(gradient, variable), ...]` (any iterable); returns `iterations`."
+    pairs = list(grads_and_vars)
+    bad = [p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2)]
+    if bad:
+        raise ValueError(f"Invalid value for argument `grads_and_vars`: expected (gradient, variable) pairs, "
+                         f"received {bad[0]!r}.")
+    if pairs:
+        grads, variables = zip(*pairs)
+        self.apply(list(grads), list(variables))
+    return self._iterations
+
+@patch
+def get_config(self: Optimizer) -> dict:
+    lr = self._learning_rate
+    return {'name': self.name, 'learning_rate': float(lr.numpy()) if isinstance(lr, Variable) else lr,
+            'weight_decay': self.weight_decay, 'clipnorm': self.clipnorm, 'global_clipnorm': self.global_clipnorm,
+            'clipvalue': self.clipvalue, 'use_ema': self.use_ema, 'ema_momentum': self.ema_momentum,
+            'ema_overwrite_frequency': self.ema_overwrite_frequency, 'loss_scale_factor': self.loss_scale_factor,
+            'gradient_accumulation_steps': self.gradient_accumulation_steps}
+
+# %% ../nbs/21_optimizers.ipynb 39
 def _scalar(v, x): return unwrap(v).dtype.type(x)
 
 class SGD(Optimizer):
@@ -326,7 +350,7 @@ class SGD(Optimizer):
 
     def get_config(self): return {**super().get_config(), 'momentum': self.momentum, 'nesterov': self.nesterov}
 
-# %% ../nbs/21_optimizers.ipynb 14
+# %% ../nbs/21_optimizers.ipynb 42
 class Adam(Optimizer):
     "Adaptive moment estimation (Kingma & Ba), optionally AMSGrad."
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
@@ -355,7 +379,7 @@ class Adam(Optimizer):
         return {**super().get_config(), 'beta_1': self.beta_1, 'beta_2': self.beta_2, 'epsilon': self.epsilon,
                 'amsgrad': self.amsgrad}
 
-# %% ../nbs/21_optimizers.ipynb 19
+# %% ../nbs/21_optimizers.ipynb 47
 class RMSprop(Optimizer):
     "Root-mean-square propagation (Hinton), optionally centered and with momentum."
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
@@ -388,7 +412,7 @@ class RMSprop(Optimizer):
         return {**super().get_config(), 'rho': self.rho, 'momentum': self.momentum, 'epsilon': self.epsilon,
                 'centered': self.centered}
 
-# %% ../nbs/21_optimizers.ipynb 22
+# %% ../nbs/21_optimizers.ipynb 50
 class Adagrad(Optimizer):
     "Adaptive gradient: per-coordinate steps shrinking with the accumulated squared gradients."
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
@@ -408,7 +432,7 @@ class Adagrad(Optimizer):
         return {**super().get_config(), 'initial_accumulator_value': self.initial_accumulator_value,
                 'epsilon': self.epsilon}
 
-# %% ../nbs/21_optimizers.ipynb 28
+# %% ../nbs/21_optimizers.ipynb 56
 OPTIMIZERS = {'sgd': SGD, 'adam': Adam, 'rmsprop': RMSprop, 'adagrad': Adagrad}
 
 def serialize(optimizer):

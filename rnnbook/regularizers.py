@@ -5,12 +5,12 @@
 # %% auto 0
 __all__ = ['REGULARIZERS', 'Regularizer', 'L1L2', 'L1', 'L2', 'l1_l2', 'get', 'serialize']
 
-# %% ../nbs/04_regularizers.ipynb 3
+# %% ../nbs/04_regularizers.ipynb 4
 import numpy as np
 from . import ops
 from .backend import get_object, serialize_object
 
-# %% ../nbs/04_regularizers.ipynb 5
+# %% ../nbs/04_regularizers.ipynb 7
 def _check_factor(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value) or value < 0:
         raise ValueError(f"Invalid value for argument `{name}`: expected a non-negative finite float, received {value!r}.")
@@ -24,6 +24,7 @@ class Regularizer:
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
+# %% ../nbs/04_regularizers.ipynb 10
 class L1L2(Regularizer):
     "`l1 * sum(|W|) + l2 * sum(W**2)`."
     def __init__(self, l1=0.0, l2=0.0): self.l1, self.l2 = _check_factor('l1', l1), _check_factor('l2', l2)
@@ -34,6 +35,7 @@ class L1L2(Regularizer):
         return out
     def get_config(self): return {'l1': self.l1, 'l2': self.l2}
 
+# %% ../nbs/04_regularizers.ipynb 13
 class L1(Regularizer):
     "`l1 * sum(|W|)`."
     def __init__(self, l1=0.01): self.l1 = _check_factor('l1', l1)
@@ -50,7 +52,7 @@ def l1_l2(l1=0.01, l2=0.01):
     "Keras' shortcut: an `L1L2` with both factors 0.01 by default."
     return L1L2(l1=l1, l2=l2)
 
-# %% ../nbs/04_regularizers.ipynb 7
+# %% ../nbs/04_regularizers.ipynb 15
 REGULARIZERS = {'L1': L1, 'L2': L2, 'L1L2': L1L2, 'l1': L1, 'l2': L2, 'l1_l2': l1_l2}
 
 def get(identifier):

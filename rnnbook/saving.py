@@ -72,6 +72,7 @@ def _take_over(tmp, st):
     except PermissionError: pass                      # not permitted (not root): the new file is ours
     os.chmod(tmp, stat.S_IMODE(st.st_mode))
 
+# %% ../nbs/21b_saving.ipynb 12
 def _fsync_dir(directory):
     "Make a rename in `directory` durable (POSIX; nothing to do elsewhere)."
     if not hasattr(os, 'O_DIRECTORY'): return
@@ -92,7 +93,7 @@ def _rewrite_in_place(tmp, target):
                       f"half-written; the complete new file is {tmp!r}.") from e
     os.unlink(tmp)
 
-# %% ../nbs/21b_saving.ipynb 10
+# %% ../nbs/21b_saving.ipynb 14
 def atomic_write(path, write):
     "Write the file at `path` with `write(f)` (binary file object) so readers see the old file or the whole new one."
     target = os.path.realpath(os.fspath(path))        # through symbolic links: their target is what we replace
@@ -116,7 +117,7 @@ def atomic_write(path, write):
         with deferred_interrupts(): _rewrite_in_place(tmp, target)    # Ctrl-C waits: no half-written file
     else: _fsync_dir(directory)
 
-# %% ../nbs/21b_saving.ipynb 13
+# %% ../nbs/21b_saving.ipynb 17
 def save_weights(layer, filepath, overwrite=True):
     "Write the weights of `layer` (a model or any layer) to the `.npz` file `filepath`, atomically."
     filepath = check_path(filepath)
@@ -132,7 +133,7 @@ def save_weights(layer, filepath, overwrite=True):
     arrays.update({f"w{i:04d}": to_numpy(w.value) for i, w in enumerate(weights)})
     atomic_write(filepath, lambda f: _write_npz(f, arrays))
 
-# %% ../nbs/21b_saving.ipynb 15
+# %% ../nbs/21b_saving.ipynb 20
 _NO_PICKLE = "rnnbook reads .npz files with allow_pickle=False and never unpickles (unpickling can run code)"
 
 def _open_regular(path):
@@ -146,7 +147,7 @@ def _open_regular(path):
         raise
     return os.fdopen(fd, 'rb')
 
-# %% ../nbs/21b_saving.ipynb 16
+# %% ../nbs/21b_saving.ipynb 23
 _CORRUPT = (ValueError, TypeError, EOFError, OSError, RuntimeError, OverflowError, zipfile.BadZipFile, zlib.error)
 
 @contextlib.contextmanager
@@ -168,7 +169,7 @@ def open_npz(filepath):
                              f"{e}). Nothing was changed.") from None
         with z: yield z
 
-# %% ../nbs/21b_saving.ipynb 19
+# %% ../nbs/21b_saving.ipynb 26
 class NpyHeader(NamedTuple):
     "What a `.npy` member of an `.npz` declares before its data; read and checked before any data is."
     name: str                  # the member, without `.npy`
@@ -187,7 +188,7 @@ def _npy_header(f):
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     return read(f)
 
-# %% ../nbs/21b_saving.ipynb 20
+# %% ../nbs/21b_saving.ipynb 29
 def read_header(z, path, name) -> NpyHeader:
     "The header of the member `name` of the open `.npz` `z`, checked: no objects, and the size the zip declares."
     info = z.getinfo(name + '.npy')
@@ -209,6 +210,7 @@ def read_header(z, path, name) -> NpyHeader:
                          "corrupted or forged. Nothing was changed.")
     return header
 
+# %% ../nbs/21b_saving.ipynb 32
 def read_array(z, path, header) -> np.ndarray:
     "The data of the member `header` describes: exactly `header.nbytes` bytes, read in 1 MiB chunks, CRC checked."
     data, done = np.empty(header.nbytes, np.uint8), 0
@@ -228,7 +230,7 @@ def read_array(z, path, header) -> np.ndarray:
     a = data.view(header.dtype)
     return a.reshape(header.shape[::-1]).T if header.fortran_order else a.reshape(header.shape)
 
-# %% ../nbs/21b_saving.ipynb 23
+# %% ../nbs/21b_saving.ipynb 35
 def _record_header(z, path, name) -> NpyHeader:
     "The header of the record `name` (`__meta__`, `__config__`): text of at most `RECORD_BYTES`, checked unread."
     size = z.getinfo(name + '.npy').file_size
@@ -255,7 +257,7 @@ def _parse_meta(path, text):
         raise ValueError(f"Cannot read {path!r}: its `__meta__` record nests deeper than Python can decode; expected "
                          'a flat record {"format", "version", "weights": [...]}. Nothing was changed.') from None
 
-# %% ../nbs/21b_saving.ipynb 24
+# %% ../nbs/21b_saving.ipynb 38
 def _entry_ok(e) -> bool:
     "Whether `e`, an entry of the `weights` list of `__meta__`, is `{path, name, shape, dtype}` with sound types."
     if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ('path', 'name', 'dtype')): return False
@@ -276,7 +278,7 @@ def _check_meta(path, meta) -> dict:
                          "Nothing was changed.")
     return meta
 
-# %% ../nbs/21b_saving.ipynb 27
+# %% ../nbs/21b_saving.ipynb 41
 def _check_members(path, names, n):
     "Members of a file listing `n` weights: `__meta__.npy`, `w0000.npy`.. each once; `__config__.npy` may be there."
     listed = [f"w{i:04d}" for i in range(n)]
@@ -303,7 +305,7 @@ def _check_headers(path, meta, headers):
                              f"{tuple(e['shape'])} in `__meta__`, but its array header says {h.dtype.name} of shape "
                              f"{h.shape}: a corrupted or forged file. Nothing was changed.")
 
-# %% ../nbs/21b_saving.ipynb 28
+# %% ../nbs/21b_saving.ipynb 44
 def read_headers(z, path):
     "`(meta, headers)` of the open weights file `z`: members, record and every weight's header checked; no data read."
     names = z.namelist()
@@ -323,7 +325,7 @@ def read_weights(filepath):
         meta, headers = read_headers(z, path)
         return meta, [read_array(z, path, h) for h in headers]
 
-# %% ../nbs/21b_saving.ipynb 32
+# %% ../nbs/21b_saving.ipynb 48
 class NpzArrays(Mapping):
     "The arrays of an `.npz` file by name, each read when indexed (bounded, without pickle); holds no open file."
     def __init__(self, path, names, max_bytes): self.path, self.names, self.max_bytes = path, names, max_bytes
@@ -351,7 +353,7 @@ def read_npz(filepath, max_bytes=RECORD_BYTES) -> NpzArrays:
                          "Nothing was changed.")
     return NpzArrays(path, tuple(m[:-len('.npy')] for m in names), max_bytes)
 
-# %% ../nbs/21b_saving.ipynb 35
+# %% ../nbs/21b_saving.ipynb 51
 def _skipped(layer, path, meta, headers, skip_mismatch) -> set:
     "Positions `skip_mismatch` skips; a ValueError (nothing changed) unless the file fits `layer` position by position."
     weights = layer.weights
@@ -375,6 +377,7 @@ def _skipped(layer, path, meta, headers, skip_mismatch) -> set:
                          (f"; and {len(problems) - 5} more" if len(problems) > 5 else '') + ". Nothing was changed.")
     return skipped
 
+# %% ../nbs/21b_saving.ipynb 54
 def load_weights(layer, filepath, skip_mismatch=False):
     "Set the weights of `layer` from `filepath`; all are checked first, so on an error nothing changes."
     path = check_path(filepath)

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 from .backend import to_numpy, flatten
 from .traces import trace, trace_batches
 from .views import new_figure, Explorer
+from fastcore.basics import patch
 
 # %% ../nbs/34_state_view.ipynb 6
 def stateless_traces(layer, batches) -> list:
@@ -46,64 +47,95 @@ class StateView:
         cax = fig.add_axes([0.915, 0.1, 0.015, 0.36])
         fig.colorbar(self.diff_image, cax=cax).ax.tick_params(labelsize=7)
         self.unit_line = self.ax_diff.axhline(0, color='C0', lw=1, ls=':')
-        self.ax_diff.set_ylabel('unit'); self.ax_diff.set_xlabel('step of the stream (batches one after another)')
+        self.ax_diff.set_ylabel('unit')
+        self.ax_diff.set_xlabel('step of the stream (batches one after another)')
         self.legend = None
         self.marks, self.note = [], fig.text(0.99, 0.985, '', ha='right', va='top', fontsize=8, color='crimson')
 
-    def update(self, batch_traces, stateless=None, unit=0, sample=0, reset_pending=False):
-        "Redraw for `batch_traces` (from `trace_batches`) and, optionally, the stateless traces of the same batches."
-        traces = [bt.trace for bt in batch_traces]
-        h = _concat(traces)[sample]                                          # (N, U)
-        N, U = h.shape
-        steps = np.arange(N)
-        self.line_state.set_data(steps, h[:, unit])
-        starts = np.cumsum([0] + [t['h'].shape[1] for t in traces])[:-1]
-        s_in = np.array([bt.state_in[0][sample, unit] for bt in batch_traces])
-        from_zero = np.array([not np.any(bt.state_in[0][sample]) for bt in batch_traces])
-        self.dots_in.set_data(starts[~from_zero] - 0.5, s_in[~from_zero])
-        self.dots_zero.set_data(starts[from_zero] - 0.5, s_in[from_zero])
-        if stateless:
-            free = _concat(stateless)[sample]
-            self.line_free.set_data(steps, free[:, unit])
-            diff, title = np.abs(h - free), r'$|h^{stateful} - h^{stateless}|$: what the carried-in state changes'
-        else:
-            self.line_free.set_data([], [])
-            diff, title = np.abs(h), r'$|h|$ (stateful run)'
-        self.diff_image.set_data(diff.T)
-        self.diff_image.set_extent((-0.5, N - 0.5, -0.5, U - 0.5))
-        self.diff_image.set_clim(0, max(float(diff.max()), 1e-6))
-        self.unit_line.set_ydata([unit, unit])
-        self.ax_diff.set_title(title, fontsize=9, loc='left')
-        for m in self.marks: m.remove()
-        self.marks = []
-        for k, (bt, s) in enumerate(zip(batch_traces, starts)):
-            if bt.reset:
-                self.marks += [self.ax_line.axvline(s - 0.5, color='crimson', lw=1.5),
-                               self.ax_diff.axvline(s - 0.5, color='crimson', lw=1.5),
-                               self.ax_line.text(s, 0.97, ' reset', color='crimson', fontsize=7.5, va='top',
-                                                 backgroundcolor='white', transform=self.ax_line.get_xaxis_transform())]
-            elif k:
-                self.marks += [self.ax_line.axvline(s - 0.5, color='0.5', lw=0.9, ls=':'),
-                               self.ax_diff.axvline(s - 0.5, color='0.7', lw=0.9, ls=':')]
-            self.marks.append(self.ax_line.text(s + 0.2, 0.02, f'batch {bt.index}', fontsize=7, color='0.35',
-                                                transform=self.ax_line.get_xaxis_transform()))
-        lim = max(1.0, float(np.abs(h[:, unit]).max()) * 1.1)
-        self.ax_line.set_xlim(-1, N - 0.5); self.ax_line.set_ylim(-lim, lim)
-        self.ax_line.set_title(f'unit {unit} of sample {sample}', fontsize=9, loc='right')
-        if self.legend is None or self.legend.stateless != bool(stateless):   # the legend lists what is drawn
-            if self.legend is not None: self.legend.remove()
-            handles = [self.line_state] + ([self.line_free] if stateless else []) + [self.dots_in]
-            self.legend = self.ax_line.legend(handles=handles, loc='upper left', bbox_to_anchor=(0, 1.22), ncol=3,
-                                              fontsize=7.5, frameon=False)
-            self.legend.stateless = bool(stateless)
-        self.note.set_text('reset pending: the next batch starts from zeros' if reset_pending else '')
-        return self.figure
+# %% ../nbs/34_state_view.ipynb 13
+def _starts(batch_traces) -> np.ndarray:
+    "The step of the whole stream at which each batch starts."
+    return np.cumsum([0] + [bt.trace['h'].shape[1] for bt in batch_traces])[:-1]
 
+# %% ../nbs/34_state_view.ipynb 16
+@patch
+def _show_states(self: StateView, batch_traces, starts, stateless=None, unit=0, sample=0):
+    "The unit's stateful (and stateless) line, the dots at the batch starts; returns h, |difference|, a title."
+    traces = [bt.trace for bt in batch_traces]
+    h = _concat(traces)[sample]                                          # (N, U)
+    N, U = h.shape
+    steps = np.arange(N)
+    self.line_state.set_data(steps, h[:, unit])
+    s_in = np.array([bt.state_in[0][sample, unit] for bt in batch_traces])
+    from_zero = np.array([not np.any(bt.state_in[0][sample]) for bt in batch_traces])
+    self.dots_in.set_data(starts[~from_zero] - 0.5, s_in[~from_zero])
+    self.dots_zero.set_data(starts[from_zero] - 0.5, s_in[from_zero])
+    if stateless:
+        free = _concat(stateless)[sample]
+        self.line_free.set_data(steps, free[:, unit])
+        diff, title = np.abs(h - free), r'$|h^{stateful} - h^{stateless}|$: what the carried-in state changes'
+    else:
+        self.line_free.set_data([], [])
+        diff, title = np.abs(h), r'$|h|$ (stateful run)'
+    return h, diff, title
+
+# %% ../nbs/34_state_view.ipynb 19
+@patch
+def _show_diff(self: StateView, diff, title, unit=0):
+    "The heatmap of `diff` `(steps, units)` over the whole stream, with a line at the chosen `unit`."
+    N, U = diff.shape
+    self.diff_image.set_data(diff.T)
+    self.diff_image.set_extent((-0.5, N - 0.5, -0.5, U - 0.5))
+    self.diff_image.set_clim(0, max(float(diff.max()), 1e-6))
+    self.unit_line.set_ydata([unit, unit])
+    self.ax_diff.set_title(title, fontsize=9, loc='left')
+
+# %% ../nbs/34_state_view.ipynb 22
+@patch
+def _mark_batches(self: StateView, batch_traces, starts):
+    "A boundary at each batch start (red where the state was reset before it) and the batch's number."
+    for m in self.marks: m.remove()
+    self.marks = []
+    for k, (bt, s) in enumerate(zip(batch_traces, starts)):
+        if bt.reset:
+            self.marks += [self.ax_line.axvline(s - 0.5, color='crimson', lw=1.5),
+                           self.ax_diff.axvline(s - 0.5, color='crimson', lw=1.5),
+                           self.ax_line.text(s, 0.97, ' reset', color='crimson', fontsize=7.5, va='top',
+                                             backgroundcolor='white', transform=self.ax_line.get_xaxis_transform())]
+        elif k:
+            self.marks += [self.ax_line.axvline(s - 0.5, color='0.5', lw=0.9, ls=':'),
+                           self.ax_diff.axvline(s - 0.5, color='0.7', lw=0.9, ls=':')]
+        self.marks.append(self.ax_line.text(s + 0.2, 0.02, f'batch {bt.index}', fontsize=7, color='0.35',
+                                            transform=self.ax_line.get_xaxis_transform()))
+
+# %% ../nbs/34_state_view.ipynb 25
+@patch
+def update(self: StateView, batch_traces, stateless=None, unit=0, sample=0, reset_pending=False):
+    "Redraw for `batch_traces` (from `trace_batches`) and, optionally, the stateless traces of the same batches."
+    starts = _starts(batch_traces)
+    h, diff, title = self._show_states(batch_traces, starts, stateless, unit, sample)
+    self._show_diff(diff, title, unit)
+    self._mark_batches(batch_traces, starts)
+    N = len(h)
+    lim = max(1.0, float(np.abs(h[:, unit]).max()) * 1.1)
+    self.ax_line.set_xlim(-1, N - 0.5)
+    self.ax_line.set_ylim(-lim, lim)
+    self.ax_line.set_title(f'unit {unit} of sample {sample}', fontsize=9, loc='right')
+    if self.legend is None or self.legend.stateless != bool(stateless):   # the legend lists what is drawn
+        if self.legend is not None: self.legend.remove()
+        handles = [self.line_state] + ([self.line_free] if stateless else []) + [self.dots_in]
+        self.legend = self.ax_line.legend(handles=handles, loc='upper left', bbox_to_anchor=(0, 1.22), ncol=3,
+                                          fontsize=7.5, frameon=False)
+        self.legend.stateless = bool(stateless)
+    self.note.set_text('reset pending: the next batch starts from zeros' if reset_pending else '')
+    return self.figure
+
+# %% ../nbs/34_state_view.ipynb 28
 def state_figure(batch_traces, unit=0, sample=0, stateless=None, width=9, height=4.8):
     "The state carried across `batch_traces` (from `trace_batches`), next to `stateless` traces if given."
     return StateView(width, height).update(batch_traces, stateless, unit, sample)
 
-# %% ../nbs/34_state_view.ipynb 14
+# %% ../nbs/34_state_view.ipynb 32
 class StateExplorer(Explorer):
     "A stateful `layer` stepped through `batches` by a **next batch** button, with a **reset state** button."
     def __init__(self, layer, batches, title='State carry-over', dpi=80):
@@ -136,27 +168,33 @@ class StateExplorer(Explorer):
         self._next += 1
         self.reset_pending = False
 
-    def next_batch(self):
-        "Run the layer on the next batch (from the state the last one left, or from zeros after a reset); redraw."
-        self._advance(); self.redraw()
-
-    def reset(self):
-        "`layer.reset_state()` now: the next batch starts from zeros."
-        self.layer.reset_state()
-        self.reset_pending = True
-        self.redraw()
-
     def _draw(self, unit, sample):
         return self.view.update(self.batch_traces, self.stateless, unit, sample, self.reset_pending)
 
-    def marker(self) -> dict:
-        "The status marker's attributes beyond the controls' values."
-        last = self.batch_traces[-1]
-        return {'batches': len(self.batch_traces), 'reset': str(last.reset).lower(),
-                'reset_pending': str(self.reset_pending).lower(),
-                'state_in': f'{float(np.linalg.norm(last.state_in[0])):.6g}'}
+# %% ../nbs/34_state_view.ipynb 35
+@patch
+def next_batch(self: StateExplorer):
+    "Run the layer on the next batch (from the state the last one left, or from zeros after a reset); redraw."
+    self._advance()
+    self.redraw()
 
+@patch
+def reset(self: StateExplorer):
+    "`layer.reset_state()` now: the next batch starts from zeros."
+    self.layer.reset_state()
+    self.reset_pending = True
+    self.redraw()
 
+# %% ../nbs/34_state_view.ipynb 38
+@patch
+def marker(self: StateExplorer) -> dict:
+    "The status marker's attributes beyond the controls' values."
+    last = self.batch_traces[-1]
+    return {'batches': len(self.batch_traces), 'reset': str(last.reset).lower(),
+            'reset_pending': str(self.reset_pending).lower(),
+            'state_in': f'{float(np.linalg.norm(last.state_in[0])):.6g}'}
+
+# %% ../nbs/34_state_view.ipynb 41
 def state_explorer(layer, batches, title='State carry-over') -> StateExplorer:
     "Step a stateful `layer` through `batches` with next-batch and reset buttons, next to the stateless run."
     return StateExplorer(layer, batches, title)

@@ -5,13 +5,14 @@
 # %% auto 0
 __all__ = ['folds_time', 'TimeDistributed']
 
-# %% ../nbs/12_time_distributed.ipynb 3
+# %% ../nbs/12_time_distributed.ipynb 4
 import math
+from fastcore.basics import patch
 from .backend import array_module, flatten, pack_sequence_as, is_nested, map_structure
 from .layer import Layer, serialize_layer, deserialize_layer
 from . import ops
 
-# %% ../nbs/12_time_distributed.ipynb 6
+# %% ../nbs/12_time_distributed.ipynb 8
 def _child_shape(input_shape):
     "The shape one time step presents to the wrapped layer: `(B, T, *rest) -> (B, *rest)`."
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 3:
@@ -35,7 +36,7 @@ def folds_time(layer) -> bool:
     "Whether `layer` acts on each row alone, so `(B, T, ...)` may be folded to `(B*T, ...)` in one call."
     return bool(getattr(layer, 'time_distributable', False))
 
-# %% ../nbs/12_time_distributed.ipynb 8
+# %% ../nbs/12_time_distributed.ipynb 11
 class TimeDistributed(Layer):
     "Apply `layer` to every time step (axis 1) of the input, with shared weights."
     _single_input = True
@@ -53,57 +54,69 @@ class TimeDistributed(Layer):
         if not self.layer.built:
             self.layer.build(child); self.layer.built = True
 
-    def _kwargs(self, training, mask):
-        names, var_kw = self.layer._call_params()
-        kw = {}
-        if 'training' in names or var_kw: kw['training'] = training
-        if mask is not None and ('mask' in names or var_kw): kw['mask'] = mask
-        return kw
-
-    def call(self, inputs, training=False, mask=None):
-        _child_shape(tuple(inputs.shape))
-        if is_nested(mask): mask = (flatten(mask) or [None])[0]
-        if mask is not None: mask = array_module(inputs).asarray(mask)
-        _check_mask(mask, inputs.shape)
-        B, T = inputs.shape[:2]
-        if folds_time(self.layer):
-            kw = self._kwargs(training, None if mask is None else mask.reshape((B * T,) + mask.shape[2:]))
-            y = self.layer.call(inputs.reshape((B * T,) + inputs.shape[2:]), **kw)      # (B*T, ...)
-            return map_structure(lambda a: a.reshape((B, T) + a.shape[1:]), y)         # (B, T, ...)
-        return self.step_loop(inputs, training, mask)
-
-    def step_loop(self, inputs, training=False, mask=None):
-        "The reference: call the layer on each `(B, ...)` step and stack the results on axis 1."
-        T = inputs.shape[1]
-        xp = array_module(inputs)
-        steps = [self.layer.call(inputs[:, t], **self._kwargs(training, None if mask is None else mask[:, t]))
-                 for t in range(T)]
-        if T == 0:   # no step to run: the layer on an empty batch gives the outputs' dtype and checks the inputs
-            empty = self.layer.call(inputs.reshape((0,) + tuple(inputs.shape[2:])), **self._kwargs(training, None))
-            return map_structure(lambda a: xp.zeros((inputs.shape[0], 0) + tuple(a.shape[1:]), a.dtype), empty)
-        flat = [ops.stack(ys, axis=1) for ys in zip(*(flatten(s) for s in steps))]
-        return pack_sequence_as(steps[0], flat) if is_nested(steps[0]) else flat[0]
-
-    def compute_mask(self, inputs, mask=None):
-        "The wrapped layer's own mask per step if it makes one, else the input mask reduced to `(B, T)`."
-        if is_nested(mask): mask = (flatten(mask) or [None])[0]
-        B, T = inputs.shape[:2]
-        inner = None
-        if type(self.layer).compute_mask is not Layer.compute_mask:
-            step_mask = None if mask is None or mask.ndim < 3 else mask.reshape((B * T,) + mask.shape[2:])
-            inner = self.layer.compute_mask(inputs.reshape((B * T,) + inputs.shape[2:]), step_mask)
-        if inner is not None: return inner.reshape((B, T) + inner.shape[1:])
-        if mask is None: return None
-        xp = array_module(mask)
-        return xp.any(mask.reshape(B, T, math.prod(mask.shape[2:])), axis=-1) if mask.ndim > 2 else mask   # B may be 0
-
-    def compute_output_shape(self, input_shape):
-        child = self.layer.compute_output_shape(_child_shape(input_shape))
-        return (child[0], input_shape[1], *child[1:])
-
-    def get_config(self): return {**super().get_config(), 'layer': serialize_layer(self.layer)}
-
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         return cls(deserialize_layer(config.pop('layer'), custom_objects), **config)
+
+# %% ../nbs/12_time_distributed.ipynb 14
+@patch
+def _kwargs(self: TimeDistributed, training, mask):
+    names, var_kw = self.layer._call_params()
+    kw = {}
+    if 'training' in names or var_kw: kw['training'] = training
+    if mask is not None and ('mask' in names or var_kw): kw['mask'] = mask
+    return kw
+
+# %% ../nbs/12_time_distributed.ipynb 17
+@patch
+def step_loop(self: TimeDistributed, inputs, training=False, mask=None):
+    "The reference: call the layer on each `(B, ...)` step and stack the results on axis 1."
+    T = inputs.shape[1]
+    xp = array_module(inputs)
+    steps = [self.layer.call(inputs[:, t], **self._kwargs(training, None if mask is None else mask[:, t]))
+             for t in range(T)]
+    if T == 0:   # no step to run: the layer on an empty batch gives the outputs' dtype and checks the inputs
+        empty = self.layer.call(inputs.reshape((0,) + tuple(inputs.shape[2:])), **self._kwargs(training, None))
+        return map_structure(lambda a: xp.zeros((inputs.shape[0], 0) + tuple(a.shape[1:]), a.dtype), empty)
+    flat = [ops.stack(ys, axis=1) for ys in zip(*(flatten(s) for s in steps))]
+    return pack_sequence_as(steps[0], flat) if is_nested(steps[0]) else flat[0]
+
+# %% ../nbs/12_time_distributed.ipynb 20
+@patch
+def call(self: TimeDistributed, inputs, training=False, mask=None):
+    _child_shape(tuple(inputs.shape))
+    if is_nested(mask): mask = (flatten(mask) or [None])[0]
+    if mask is not None: mask = array_module(inputs).asarray(mask)
+    _check_mask(mask, inputs.shape)
+    B, T = inputs.shape[:2]
+    if folds_time(self.layer):
+        kw = self._kwargs(training, None if mask is None else mask.reshape((B * T,) + mask.shape[2:]))
+        y = self.layer.call(inputs.reshape((B * T,) + inputs.shape[2:]), **kw)      # (B*T, ...)
+        return map_structure(lambda a: a.reshape((B, T) + a.shape[1:]), y)         # (B, T, ...)
+    return self.step_loop(inputs, training, mask)
+
+# %% ../nbs/12_time_distributed.ipynb 23
+@patch
+def compute_mask(self: TimeDistributed, inputs, mask=None):
+    "The wrapped layer's own mask per step if it makes one, else the input mask reduced to `(B, T)`."
+    if is_nested(mask): mask = (flatten(mask) or [None])[0]
+    B, T = inputs.shape[:2]
+    inner = None
+    if type(self.layer).compute_mask is not Layer.compute_mask:
+        step_mask = None if mask is None or mask.ndim < 3 else mask.reshape((B * T,) + mask.shape[2:])
+        inner = self.layer.compute_mask(inputs.reshape((B * T,) + inputs.shape[2:]), step_mask)
+    if inner is not None: return inner.reshape((B, T) + inner.shape[1:])
+    if mask is None: return None
+    xp = array_module(mask)
+    return xp.any(mask.reshape(B, T, math.prod(mask.shape[2:])), axis=-1) if mask.ndim > 2 else mask   # B may be 0
+
+# %% ../nbs/12_time_distributed.ipynb 26
+@patch
+def compute_output_shape(self: TimeDistributed, input_shape):
+    child = self.layer.compute_output_shape(_child_shape(input_shape))
+    return (child[0], input_shape[1], *child[1:])
+
+@patch
+def get_config(self: TimeDistributed):
+    return {**super(TimeDistributed, self).get_config(), 'layer': serialize_layer(self.layer)}

@@ -8,6 +8,7 @@ __all__ = ['Mean', 'CompiledObjectives', 'Trainer']
 # %% ../nbs/21c_training.ipynb 3
 import math
 import numpy as np
+from fastcore.basics import patch
 from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx,
                              array_module, make_rng, deferred_interrupts)
 from .layer import get_mask, with_mask
@@ -46,12 +47,37 @@ def _per_output(spec, names, what):
         return list(spec)
     return [spec] * len(names)
 
-def _detach(y):
-    "The array of a (traced) model output, with its mask."
-    a = unwrap(y)
-    m = get_mask(y)
-    return with_mask(a, m) if m is not None and isinstance(a, np.ndarray) else a
+# %% ../nbs/21c_training.ipynb 9
+def _resolve_loss(identifier):
+    "A loss object: names and plain functions are wrapped as Keras' `compile` wraps them (None: no loss)."
+    if identifier is None: return None
+    loss = losses_module.get(identifier)
+    if not isinstance(loss, losses_module.Loss):
+        loss = losses_module.LossFunctionWrapper(loss, name=identifier if isinstance(identifier, str) else None)
+    return loss
 
+def _leaves(spec):
+    return list(spec.values()) if isinstance(spec, dict) else list(spec) if isinstance(spec, (list, tuple)) else [spec]
+
+def _check_objectives(loss, loss_weights, metrics):
+    "Resolve every loss and metric name once, and check the loss weights are numbers (before `compile` sets anything)."
+    for l in _leaves(loss):
+        if l is not None: _resolve_loss(l)
+    for w in _leaves(loss_weights):
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float, np.number))):
+            raise ValueError(f"Invalid value for argument `loss_weights`: expected numbers (one, or one per output), "
+                             f"received {loss_weights!r}.")
+    for spec in _leaves(metrics):
+        for m in _leaves(spec):
+            if m is None: continue
+            if isinstance(m, str) and m.lower() in ('accuracy', 'acc'): continue   # resolved from the shapes
+            metrics_module.get(m)
+
+def _resolve_metric(identifier, y_true, y_pred, loss):
+    "A metric object named as Keras names it; `'accuracy'` picks binary, categorical or sparse from the shapes."
+    return metrics_module.get_metric(identifier, tuple(y_true.shape), tuple(y_pred.shape), loss)
+
+# %% ../nbs/21c_training.ipynb 12
 class CompiledObjectives:
     "The losses and metrics of a compiled model, resolved per output on the first batch."
     def __init__(self, loss, loss_weights, metrics):
@@ -98,72 +124,54 @@ class CompiledObjectives:
                              "received None.")
         return flat
 
-    def compute_loss(self, y_true, y_pred, sample_weight=None, extra_losses=()):
-        "The total loss (a traced scalar inside a tape) and the per-output losses."
-        flat_pred = flatten(y_pred) if is_nested(y_pred) else [y_pred]
-        flat_true = self._flat_true(y_true)
-        per_output, total = [], 0.
-        for fn, w, t, p in zip(self.losses, self.loss_weights, flat_true, flat_pred):
-            if fn is None: per_output.append(None); continue
-            value = fn(t, p, sample_weight=sample_weight)
-            per_output.append(value)
-            total = ops.add(total, ops.multiply(w, value) if w != 1.0 else value)
-        for extra in extra_losses: total = ops.add(total, extra)
-        return total, per_output
+# %% ../nbs/21c_training.ipynb 15
+def _detach(y):
+    "The array of a (traced) model output, with its mask."
+    a = unwrap(y)
+    m = get_mask(y)
+    return with_mask(a, m) if m is not None and isinstance(a, np.ndarray) else a
 
-    def update(self, y_true, y_pred, sample_weight, loss, per_output, batch_size):
-        "Update the running loss means and the metrics with one batch."
-        self.loss_tracker.update_state(unwrap(loss), batch_size)
-        for tracker, value in zip(self.output_trackers, per_output):
-            if value is not None: tracker.update_state(unwrap(value), batch_size)
-        flat_pred = [_detach(p) for p in (flatten(y_pred) if is_nested(y_pred) else [y_pred])]
-        flat_true = self._flat_true(y_true)
-        for i, metric, _ in self.metrics: metric.update_state(flat_true[i], flat_pred[i], sample_weight=sample_weight)
+@patch
+def compute_loss(self: CompiledObjectives, y_true, y_pred, sample_weight=None, extra_losses=()):
+    "The total loss (a traced scalar inside a tape) and the per-output losses."
+    flat_pred = flatten(y_pred) if is_nested(y_pred) else [y_pred]
+    flat_true = self._flat_true(y_true)
+    per_output, total = [], 0.
+    for fn, w, t, p in zip(self.losses, self.loss_weights, flat_true, flat_pred):
+        if fn is None: per_output.append(None); continue
+        value = fn(t, p, sample_weight=sample_weight)
+        per_output.append(value)
+        total = ops.add(total, ops.multiply(w, value) if w != 1.0 else value)
+    for extra in extra_losses: total = ops.add(total, extra)
+    return total, per_output
 
-    @property
-    def trackers(self):
-        "Every stateful object, as `(logged name, object)`: loss, per-output losses, metrics."
-        out = [('loss', self.loss_tracker)]
-        if self.built:
-            out += [(name, m) for _, m, name in self.metrics] + [(t.name, t) for t in self.output_trackers]
-        return out
+@patch
+def update(self: CompiledObjectives, y_true, y_pred, sample_weight, loss, per_output, batch_size):
+    "Update the running loss means and the metrics with one batch."
+    self.loss_tracker.update_state(unwrap(loss), batch_size)
+    for tracker, value in zip(self.output_trackers, per_output):
+        if value is not None: tracker.update_state(unwrap(value), batch_size)
+    flat_pred = [_detach(p) for p in (flatten(y_pred) if is_nested(y_pred) else [y_pred])]
+    flat_true = self._flat_true(y_true)
+    for i, metric, _ in self.metrics: metric.update_state(flat_true[i], flat_pred[i], sample_weight=sample_weight)
 
-    def results(self) -> dict:
-        return {name: float(to_numpy(unwrap(m.result()))) for name, m in sorted(self.trackers, key=lambda t: t[0])}
+@patch(as_prop=True)
+def trackers(self: CompiledObjectives):
+    "Every stateful object, as `(logged name, object)`: loss, per-output losses, metrics."
+    out = [('loss', self.loss_tracker)]
+    if self.built:
+        out += [(name, m) for _, m, name in self.metrics] + [(t.name, t) for t in self.output_trackers]
+    return out
 
-    def reset(self):
-        for _, m in self.trackers: m.reset_state()
+@patch
+def results(self: CompiledObjectives) -> dict:
+    return {name: float(to_numpy(unwrap(m.result()))) for name, m in sorted(self.trackers, key=lambda t: t[0])}
 
-def _resolve_loss(identifier):
-    "A loss object: names and plain functions are wrapped as Keras' `compile` wraps them (None: no loss)."
-    if identifier is None: return None
-    loss = losses_module.get(identifier)
-    if not isinstance(loss, losses_module.Loss):
-        loss = losses_module.LossFunctionWrapper(loss, name=identifier if isinstance(identifier, str) else None)
-    return loss
+@patch
+def reset(self: CompiledObjectives):
+    for _, m in self.trackers: m.reset_state()
 
-def _leaves(spec):
-    return list(spec.values()) if isinstance(spec, dict) else list(spec) if isinstance(spec, (list, tuple)) else [spec]
-
-def _check_objectives(loss, loss_weights, metrics):
-    "Resolve every loss and metric name once, and check the loss weights are numbers (before `compile` sets anything)."
-    for l in _leaves(loss):
-        if l is not None: _resolve_loss(l)
-    for w in _leaves(loss_weights):
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float, np.number))):
-            raise ValueError(f"Invalid value for argument `loss_weights`: expected numbers (one, or one per output), "
-                             f"received {loss_weights!r}.")
-    for spec in _leaves(metrics):
-        for m in _leaves(spec):
-            if m is None: continue
-            if isinstance(m, str) and m.lower() in ('accuracy', 'acc'): continue   # resolved from the shapes
-            metrics_module.get(m)
-
-def _resolve_metric(identifier, y_true, y_pred, loss):
-    "A metric object named as Keras names it; `'accuracy'` picks binary, categorical or sparse from the shapes."
-    return metrics_module.get_metric(identifier, tuple(y_true.shape), tuple(y_pred.shape), loss)
-
-# %% ../nbs/21c_training.ipynb 8
+# %% ../nbs/21c_training.ipynb 18
 def _as_array(v, name=None):
     if v is None: return None
     v = unwrap(v)
@@ -186,6 +194,7 @@ def _standardize(data, name=None):
         return _as_array(data, name)
     return map_structure(lambda v: _as_array(v, name), data) if is_nested(data) else _as_array(data, name)
 
+# %% ../nbs/21c_training.ipynb 21
 def _check_count(name, value, minimum=1, allow_none=True):
     "`value` as an int >= `minimum` (or None), else a ValueError naming the argument."
     if value is None and allow_none: return None
@@ -213,6 +222,7 @@ def _num_samples(*datas):
     if not sizes: raise ValueError("Invalid value for argument `x`: expected arrays, received None.")
     return sizes.pop()
 
+# %% ../nbs/21c_training.ipynb 24
 def _take(data, index):
     "The rows `index` (a slice or a NumPy array of positions) of every array of `data`, on each array's device."
     if data is None: return None
@@ -242,6 +252,7 @@ def _unpack_validation(data):
     x, y, sw = (tuple(data) + (None,))[:3]
     return _standardize(x), _standardize(y, 'validation_data'), _standardize(sw, 'validation_data')
 
+# %% ../nbs/21c_training.ipynb 27
 def _batches(n, batch_size, shuffle=False, rng=None, steps=None):
     "Index of each batch: slices in order, or the slices of a fresh permutation."
     order = rng.permutation(n) if shuffle else None
@@ -266,14 +277,13 @@ def _class_weights(y, class_weight):
     classes = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(int)
     return np.array([class_weight.get(int(c), 1.0) for c in classes], floatx())
 
-# %% ../nbs/21c_training.ipynb 10
+# %% ../nbs/21c_training.ipynb 30
 class Trainer:
     "compile / fit / evaluate / predict and the *_on_batch steps (mixed into `Model`)."
     def _init_trainer(self):
         self.compiled, self.optimizer, self.loss, self.stop_training, self.history = False, None, None, False, None
         self._objectives = None
 
-    # ---- compile ---------------------------------------------------------------------------------------------
     def compile(self, optimizer='rmsprop', loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile='auto', auto_scale_loss=True):
         "Choose the optimizer, loss(es), loss weights and metrics (Keras 3 signature)."
@@ -314,7 +324,6 @@ class Trainer:
                   [logs[k] for k in sorted(logs) if k not in self.metrics_names]
         return ordered[0] if len(ordered) == 1 else ordered
 
-    # ---- one step --------------------------------------------------------------------------------------------
     def _regularization_losses(self) -> list:
         "Weight penalties (computed from the Variables, so a tape sees them) and this call's activity penalties."
         return list(self.losses)
@@ -328,235 +337,260 @@ class Trainer:
         "`(variable, value)` of every stateful RNN state in the model, to put back after an error."
         return [(v, v.value.copy()) for v in self._state_variables()]
 
-    def _check_stateful_batches(self, n, batch_size, steps=None):
-        "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
-        for l in self._all_sublayers():
-            if not getattr(l, 'stateful', False) or not hasattr(l, '_expected_batch'): continue
-            expected = l._expected_batch()
-            if steps is not None: n = min(n, steps * batch_size)
-            if (expected is not None and batch_size != expected) or n % batch_size:
-                raise ValueError(f"Invalid value for argument `batch_size`: the stateful layer '{l.name}' needs batches "
-                                 f"of {expected or batch_size} samples and a number of samples divisible by it; "
-                                 f"received batch_size={batch_size} for {n} samples.")
+# %% ../nbs/21c_training.ipynb 33
+@patch
+def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
+    "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
+    for l in self._all_sublayers():
+        if not getattr(l, 'stateful', False) or not hasattr(l, '_expected_batch'): continue
+        expected = l._expected_batch()
+        if steps is not None: n = min(n, steps * batch_size)
+        if (expected is not None and batch_size != expected) or n % batch_size:
+            raise ValueError(f"Invalid value for argument `batch_size`: the stateful layer '{l.name}' needs batches "
+                             f"of {expected or batch_size} samples and a number of samples divisible by it; "
+                             f"received batch_size={batch_size} for {n} samples.")
 
-    def _guarded(self, step, *args):
-        """Run `step` whole: Ctrl-C waits for its end (a second one stops it at once). If it raises, put back what it
+# %% ../nbs/21c_training.ipynb 36
+@patch
+def _optimizer_snapshot(self: Trainer):
+    "The optimizer's attributes, with copies of its containers (slots created later are then dropped)."
+    opt = self.optimizer
+    attrs = vars(opt) if opt is not None else {}
+    return opt, {k: (v.copy() if isinstance(v, (dict, list, set)) else v) for k, v in attrs.items()}
+
+@patch
+def _optimizer_restore(self: Trainer, snapshot):
+    opt, attrs = snapshot
+    if opt is None: return
+    opt.__dict__.clear()
+    opt.__dict__.update(attrs)
+
+@patch
+def _guarded(self: Trainer, step, *args):
+    """Run `step` whole: Ctrl-C waits for its end (a second one stops it at once). If it raises, put back what it
         changed: stateful states, non-trainable weights, objectives, and a model it built is unbuilt again (the
         optimizer undoes its own update)."""
-        unbuilt = None if self.built else (self._snapshot(), self._optimizer_snapshot())
-        saved = self._saved_states() + [(w, w.value.copy()) for w in self.weights if not w.trainable]  # moving stats
-        built = self._objectives is not None and self._objectives.built
-        with deferred_interrupts(escapable=True):
-            try: return step(*args)
-            except BaseException:
-                with deferred_interrupts():
-                    if unbuilt is not None:
-                        self._restore(unbuilt[0])
-                        self._optimizer_restore(unbuilt[1])
-                    for v, value in saved: v.assign(value)
-                    if not built and self._objectives is not None: self._objectives.built = False
-                raise
+    unbuilt = None if self.built else (self._snapshot(), self._optimizer_snapshot())
+    saved = self._saved_states() + [(w, w.value.copy()) for w in self.weights if not w.trainable]  # moving stats
+    built = self._objectives is not None and self._objectives.built
+    with deferred_interrupts(escapable=True):
+        try: return step(*args)
+        except BaseException:
+            with deferred_interrupts():
+                if unbuilt is not None:
+                    self._restore(unbuilt[0])
+                    self._optimizer_restore(unbuilt[1])
+                for v, value in saved: v.assign(value)
+                if not built and self._objectives is not None: self._objectives.built = False
+            raise
 
-    def _check_validation(self, x, y, sample_weight, batch_size):
-        "The loss on the first validation batch before training: bad validation data fails before any update."
-        n = _some_samples(_num_samples(x, y, sample_weight), 'validation_data')
-        index = slice(0, min(n, batch_size))
-        states = self._saved_states()
-        try: self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
-        finally:
-            for v, value in states: v.assign(value)
-            self.reset_metrics()
+# %% ../nbs/21c_training.ipynb 39
+@patch
+def _objectives_for(self: Trainer, y, y_pred):
+    if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
+    return self._objectives
 
-    def _objectives_for(self, y, y_pred):
-        if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
-        return self._objectives
-
-    def train_step(self, x, y, sample_weight=None):
-        "Forward under a tape, loss, gradients, optimizer update (with constraints), metrics."
-        with GradientTape() as tape:
-            y_pred = self(x, training=True)
-            objectives = self._objectives_for(y, y_pred)
-            loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
-        weights = self.trainable_weights                 # after the forward: a model's first call creates them
-        grads = tape.gradient(loss, weights)
-        objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update
-        self.optimizer.apply_gradients(zip(grads, weights))      # also applies the weights' constraints
-
-    def test_step(self, x, y, sample_weight=None):
-        "Forward at inference, loss and metrics."
-        y_pred = self(x, training=False)
+@patch
+def train_step(self: Trainer, x, y, sample_weight=None):
+    "Forward under a tape, loss, gradients, optimizer update (with constraints), metrics."
+    with GradientTape() as tape:
+        y_pred = self(x, training=True)
         objectives = self._objectives_for(y, y_pred)
         loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
-        objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))
+    weights = self.trainable_weights                 # after the forward: a model's first call creates them
+    grads = tape.gradient(loss, weights)
+    objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update
+    self.optimizer.apply_gradients(zip(grads, weights))      # also applies the weights' constraints
 
-    def predict_step(self, x):
-        y = self(x, training=False)
-        return map_structure(_detach, y) if is_nested(y) else _detach(y)
+@patch
+def test_step(self: Trainer, x, y, sample_weight=None):
+    "Forward at inference, loss and metrics."
+    y_pred = self(x, training=False)
+    objectives = self._objectives_for(y, y_pred)
+    loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
+    objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))
 
-    # ---- loops -----------------------------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose='auto', callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        "Train for `epochs` epochs; returns the `History` (Keras 3 signature and logs)."
-        self._assert_compiled('fit')
-        batch_size, epochs = _check_count('batch_size', batch_size), _check_count('epochs', epochs, 0, False)
-        initial_epoch = _check_count('initial_epoch', initial_epoch, 0, False)
-        steps_per_epoch, validation_steps = _check_count('steps_per_epoch', steps_per_epoch), \
-            _check_count('validation_steps', validation_steps)
-        validation_batch_size = _check_count('validation_batch_size', validation_batch_size)
-        validation_freq, verbose = _check_count('validation_freq', validation_freq, 1, False), _check_verbose(verbose)
-        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time.")
-            sample_weight = _class_weights(y, class_weight)
-        val = None
-        if validation_data is not None: val = _unpack_validation(validation_data)
-        elif validation_split: (x, y, sample_weight), val = _split_validation(x, y, sample_weight, validation_split)
-        batch_size = batch_size or 32
-        n = _num_samples(x, y, sample_weight)
-        _some_samples(n)
-        self._check_stateful_batches(n, batch_size, steps_per_epoch)
-        steps = math.ceil(n / batch_size) if steps_per_epoch is None else min(steps_per_epoch, math.ceil(n / batch_size))
-        if val is not None and epochs > initial_epoch: self._check_validation(*val, validation_batch_size or batch_size)
-        callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
-            steps=steps)
-        rng = make_rng()
-        self.stop_training = False
-        before = self._fit_snapshot()      # an error in any epoch puts the model back as it was
-        try:
-            callbacks.on_train_begin()
-            logs = {}
-            for epoch in range(initial_epoch, epochs):
-                self.reset_metrics()
-                callbacks.on_epoch_begin(epoch)
-                for step, index in enumerate(_batches(n, batch_size, shuffle, rng, steps)):
-                    callbacks.on_train_batch_begin(step)
-                    self._guarded(self.train_step, _take(x, index), _take(y, index), _take(sample_weight, index))
-                    callbacks.on_train_batch_end(step, self.get_metrics_result())
-                    if self.stop_training: break
-                epoch_logs = self.get_metrics_result()
-                if val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size,
-                                               steps=validation_steps)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                callbacks.on_epoch_end(epoch, epoch_logs)
-                logs = epoch_logs
+@patch
+def predict_step(self: Trainer, x):
+    y = self(x, training=False)
+    return map_structure(_detach, y) if is_nested(y) else _detach(y)
+
+# %% ../nbs/21c_training.ipynb 42
+@patch
+def _check_validation(self: Trainer, x, y, sample_weight, batch_size):
+    "The loss on the first validation batch before training: bad validation data fails before any update."
+    n = _some_samples(_num_samples(x, y, sample_weight), 'validation_data')
+    index = slice(0, min(n, batch_size))
+    states = self._saved_states()
+    try: self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+    finally:
+        for v, value in states: v.assign(value)
+        self.reset_metrics()
+
+@patch
+def _fit_snapshot(self: Trainer):
+    "Weights, stateful states, the optimizer's state, and a model not built yet as it is: to put back on errors."
+    values = [(w, w.value.copy()) for w in self.weights] + self._saved_states() + \
+             [(v, v.value.copy()) for v in self.optimizer.variables]
+    return values, self._optimizer_snapshot(), None if self.built else self._snapshot()
+
+@patch
+def _fit_restore(self: Trainer, snapshot):
+    values, optimizer, layers = snapshot
+    self._optimizer_restore(optimizer)                   # slots created meanwhile are dropped
+    if layers is not None: self._restore(layers)        # weights created meanwhile too
+    for v, value in values: v.assign(value)
+
+# %% ../nbs/21c_training.ipynb 45
+@patch
+def _test_loop(self: Trainer, x, y, sample_weight=None, batch_size=None, steps=None, callbacks=None):
+    n = _some_samples(_num_samples(x, y, sample_weight))
+    self._check_stateful_batches(n, batch_size or 32, steps)
+    self.reset_metrics()
+    if callbacks is not None: callbacks.on_test_begin()
+    saved = self._saved_states()
+    try:
+        for step, index in enumerate(_batches(n, batch_size or 32, steps=steps)):
+            if callbacks is not None: callbacks.on_test_batch_begin(step)
+            self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+            if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
+    except BaseException:       # a later batch failed (or Ctrl-C): the states are as before the loop
+        with deferred_interrupts():
+            for v, value in saved: v.assign(value)
+        raise
+    logs = self.get_metrics_result()
+    if callbacks is not None: callbacks.on_test_end(logs)
+    return logs
+
+@patch
+def evaluate(self: Trainer, x=None, y=None, batch_size=None, verbose='auto', sample_weight=None, steps=None,
+             callbacks=None, return_dict=False):
+    "The loss and metrics on `(x, y)`, at inference: a scalar, a list (`metrics_names` order) or a dict."
+    self._assert_compiled('evaluate')
+    batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
+    verbose = _check_verbose(verbose)
+    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+    batch_size = batch_size or 32
+    n = _num_samples(x, y, sample_weight)
+    total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
+    callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
+    logs = self._test_loop(x, y, sample_weight, batch_size, steps, callbacks)
+    return logs if return_dict else self._flatten_logs(logs)
+
+# %% ../nbs/21c_training.ipynb 48
+@patch
+def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto', callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    "Train for `epochs` epochs; returns the `History` (Keras 3 signature and logs)."
+    self._assert_compiled('fit')
+    batch_size, epochs = _check_count('batch_size', batch_size), _check_count('epochs', epochs, 0, False)
+    initial_epoch = _check_count('initial_epoch', initial_epoch, 0, False)
+    steps_per_epoch, validation_steps = _check_count('steps_per_epoch', steps_per_epoch), \
+        _check_count('validation_steps', validation_steps)
+    validation_batch_size = _check_count('validation_batch_size', validation_batch_size)
+    validation_freq, verbose = _check_count('validation_freq', validation_freq, 1, False), _check_verbose(verbose)
+    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+    if class_weight is not None:
+        if sample_weight is not None:
+            raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time.")
+        sample_weight = _class_weights(y, class_weight)
+    val = None
+    if validation_data is not None: val = _unpack_validation(validation_data)
+    elif validation_split: (x, y, sample_weight), val = _split_validation(x, y, sample_weight, validation_split)
+    batch_size = batch_size or 32
+    n = _num_samples(x, y, sample_weight)
+    _some_samples(n)
+    self._check_stateful_batches(n, batch_size, steps_per_epoch)
+    steps = math.ceil(n / batch_size) if steps_per_epoch is None else min(steps_per_epoch, math.ceil(n / batch_size))
+    if val is not None and epochs > initial_epoch: self._check_validation(*val, validation_batch_size or batch_size)
+    callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+        callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
+        steps=steps)
+    rng = make_rng()
+    self.stop_training = False
+    before = self._fit_snapshot()      # an error in any epoch puts the model back as it was
+    try:
+        callbacks.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            for step, index in enumerate(_batches(n, batch_size, shuffle, rng, steps)):
+                callbacks.on_train_batch_begin(step)
+                self._guarded(self.train_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+                callbacks.on_train_batch_end(step, self.get_metrics_result())
                 if self.stop_training: break
-        except Exception:                   # Ctrl-C is not undone: it stops between two whole steps
-            with deferred_interrupts(): self._fit_restore(before)
-            raise
-        callbacks.on_train_end(logs)
-        return self.history
+            epoch_logs = self.get_metrics_result()
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size,
+                                           steps=validation_steps)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self.stop_training: break
+    except Exception:                   # Ctrl-C is not undone: it stops between two whole steps
+        with deferred_interrupts(): self._fit_restore(before)
+        raise
+    callbacks.on_train_end(logs)
+    return self.history
 
-    def _optimizer_snapshot(self):
-        "The optimizer's attributes, with copies of its containers (slots created later are then dropped)."
-        opt = self.optimizer
-        attrs = vars(opt) if opt is not None else {}
-        return opt, {k: (v.copy() if isinstance(v, (dict, list, set)) else v) for k, v in attrs.items()}
+# %% ../nbs/21c_training.ipynb 51
+@patch
+def predict(self: Trainer, x, batch_size=None, verbose='auto', steps=None, callbacks=None):
+    "The outputs on `x` at inference, batch by batch, concatenated (same structure as the model's outputs)."
+    batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
+    verbose = _check_verbose(verbose)
+    x = _standardize(x)
+    batch_size = batch_size or 32
+    n = _num_samples(x)
+    total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
+    callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
+    if n: self._check_stateful_batches(n, batch_size, steps)
+    callbacks.on_predict_begin()
+    outputs, saved = [], self._saved_states()
+    try:
+        for step, index in enumerate(_batches(n, batch_size, steps=steps)):
+            callbacks.on_predict_batch_begin(step)
+            outputs.append(self.predict_step(_take(x, index)))
+            callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
+    except BaseException:       # an error or Ctrl-C: the states are as before the call
+        with deferred_interrupts():
+            for v, value in saved: v.assign(value)
+        raise
+    callbacks.on_predict_end()
+    if not outputs: raise ValueError("Invalid value for argument `x`: expected at least one sample.")
+    flat = [flatten(o) if is_nested(o) else [o] for o in outputs]
+    joined = [_concat([f[i] for f in flat]) for i in range(len(flat[0]))]
+    return pack_sequence_as(outputs[0], joined) if is_nested(outputs[0]) else joined[0]
 
-    def _optimizer_restore(self, snapshot):
-        opt, attrs = snapshot
-        if opt is None: return
-        opt.__dict__.clear()
-        opt.__dict__.update(attrs)
+# %% ../nbs/21c_training.ipynb 54
+@patch
+def train_on_batch(self: Trainer, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    "One training step on one batch; returns the loss (and metrics) of that batch."
+    self._assert_compiled('train_on_batch')
+    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+    if class_weight is not None: sample_weight = _class_weights(y, class_weight)
+    _some_samples(_num_samples(x, y, sample_weight))
+    self.reset_metrics()
+    self._guarded(self.train_step, x, y, sample_weight)
+    logs = self.get_metrics_result()
+    return logs if return_dict else self._flatten_logs(logs)
 
-    def _fit_snapshot(self):
-        "Weights, stateful states, the optimizer's state, and a model not built yet as it is: to put back on errors."
-        values = [(w, w.value.copy()) for w in self.weights] + self._saved_states() + \
-                 [(v, v.value.copy()) for v in self.optimizer.variables]
-        return values, self._optimizer_snapshot(), None if self.built else self._snapshot()
+@patch
+def test_on_batch(self: Trainer, x, y=None, sample_weight=None, return_dict=False):
+    "Loss (and metrics) of one batch at inference."
+    self._assert_compiled('test_on_batch')
+    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+    _some_samples(_num_samples(x, y, sample_weight))
+    self.reset_metrics()
+    self._guarded(self.test_step, x, y, sample_weight)
+    logs = self.get_metrics_result()
+    return logs if return_dict else self._flatten_logs(logs)
 
-    def _fit_restore(self, snapshot):
-        values, optimizer, layers = snapshot
-        self._optimizer_restore(optimizer)                   # slots created meanwhile are dropped
-        if layers is not None: self._restore(layers)        # weights created meanwhile too
-        for v, value in values: v.assign(value)
-
-    def _test_loop(self, x, y, sample_weight=None, batch_size=None, steps=None, callbacks=None):
-        n = _some_samples(_num_samples(x, y, sample_weight))
-        self._check_stateful_batches(n, batch_size or 32, steps)
-        self.reset_metrics()
-        if callbacks is not None: callbacks.on_test_begin()
-        saved = self._saved_states()
-        try:
-            for step, index in enumerate(_batches(n, batch_size or 32, steps=steps)):
-                if callbacks is not None: callbacks.on_test_batch_begin(step)
-                self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
-                if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
-        except BaseException:       # a later batch failed (or Ctrl-C): the states are as before the loop
-            with deferred_interrupts():
-                for v, value in saved: v.assign(value)
-            raise
-        logs = self.get_metrics_result()
-        if callbacks is not None: callbacks.on_test_end(logs)
-        return logs
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose='auto', sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
-        "The loss and metrics on `(x, y)`, at inference: a scalar, a list (`metrics_names` order) or a dict."
-        self._assert_compiled('evaluate')
-        batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
-        verbose = _check_verbose(verbose)
-        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-        batch_size = batch_size or 32
-        n = _num_samples(x, y, sample_weight)
-        total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
-        callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
-        logs = self._test_loop(x, y, sample_weight, batch_size, steps, callbacks)
-        return logs if return_dict else self._flatten_logs(logs)
-
-    def predict(self, x, batch_size=None, verbose='auto', steps=None, callbacks=None):
-        "The outputs on `x` at inference, batch by batch, concatenated (same structure as the model's outputs)."
-        batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
-        verbose = _check_verbose(verbose)
-        x = _standardize(x)
-        batch_size = batch_size or 32
-        n = _num_samples(x)
-        total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
-        callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
-        if n: self._check_stateful_batches(n, batch_size, steps)
-        callbacks.on_predict_begin()
-        outputs, saved = [], self._saved_states()
-        try:
-            for step, index in enumerate(_batches(n, batch_size, steps=steps)):
-                callbacks.on_predict_batch_begin(step)
-                outputs.append(self.predict_step(_take(x, index)))
-                callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
-        except BaseException:       # an error or Ctrl-C: the states are as before the call
-            with deferred_interrupts():
-                for v, value in saved: v.assign(value)
-            raise
-        callbacks.on_predict_end()
-        if not outputs: raise ValueError("Invalid value for argument `x`: expected at least one sample.")
-        flat = [flatten(o) if is_nested(o) else [o] for o in outputs]
-        joined = [_concat([f[i] for f in flat]) for i in range(len(flat[0]))]
-        return pack_sequence_as(outputs[0], joined) if is_nested(outputs[0]) else joined[0]
-
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        "One training step on one batch; returns the loss (and metrics) of that batch."
-        self._assert_compiled('train_on_batch')
-        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-        if class_weight is not None: sample_weight = _class_weights(y, class_weight)
-        _some_samples(_num_samples(x, y, sample_weight))
-        self.reset_metrics()
-        self._guarded(self.train_step, x, y, sample_weight)
-        logs = self.get_metrics_result()
-        return logs if return_dict else self._flatten_logs(logs)
-
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        "Loss (and metrics) of one batch at inference."
-        self._assert_compiled('test_on_batch')
-        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-        _some_samples(_num_samples(x, y, sample_weight))
-        self.reset_metrics()
-        self._guarded(self.test_step, x, y, sample_weight)
-        logs = self.get_metrics_result()
-        return logs if return_dict else self._flatten_logs(logs)
-
-    def predict_on_batch(self, x):
-        "The outputs on one batch at inference."
-        return self.predict_step(_standardize(x))
+@patch
+def predict_on_batch(self: Trainer, x):
+    "The outputs on one batch at inference."
+    return self.predict_step(_standardize(x))

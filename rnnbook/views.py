@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['new_figure', 'render_png', 'Explorer']
 
-# %% ../nbs/31_views.ipynb 3
+# %% ../nbs/31_views.ipynb 4
 import base64
 import html
 import io
@@ -13,8 +13,9 @@ import time
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import ipywidgets as widgets
+from fastcore.basics import patch
 
-# %% ../nbs/31_views.ipynb 5
+# %% ../nbs/31_views.ipynb 7
 def new_figure(width=8, height=3, **kwargs) -> Figure:
     "A matplotlib Figure on the Agg canvas, independent of pyplot (no global state, no GUI backend needed)."
     fig = Figure(figsize=(width, height), **kwargs)
@@ -27,9 +28,17 @@ def render_png(fig, dpi=80) -> bytes:
     fig.savefig(buf, format='png', dpi=dpi)
     return buf.getvalue()
 
-# %% ../nbs/31_views.ipynb 8
+# %% ../nbs/31_views.ipynb 10
+def _fix_layout(fig):
+    "Lay `fig` out once with its layout engine, then keep the positions: later redraws move nothing."
+    fig.draw_without_rendering()
+    fig.set_layout_engine(None)
+    if fig.get_layout_engine() is not None: fig.set_layout_engine('none')
+
+# %% ../nbs/31_views.ipynb 14
 def _attr(name): return 'data-' + name.replace('_', '-')
 
+# %% ../nbs/31_views.ipynb 17
 class Explorer:
     "Controls + a redrawn picture + a status marker; display it in Jupyter, or use `.widget` inside other layouts."
     def __init__(self, draw, controls, title='', dpi=80):
@@ -66,8 +75,10 @@ class Explorer:
         self.status.value = (f'<span class="rnnbook-drawn" data-draws="{self.draws}" {attrs}>'
                              f'drawn {self.draws} ({self.last_draw_ms:.0f} ms)</span>')
 
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        "The live widget for Jupyter and Voilà, plus the current picture as a PNG for renderers without widgets."
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs) or {})
-        bundle['image/png'] = base64.b64encode(self.image.value).decode('ascii')   # the docs site shows this
-        return bundle
+# %% ../nbs/31_views.ipynb 21
+@patch
+def _repr_mimebundle_(self: Explorer, include=None, exclude=None, **kwargs):
+    "The live widget for Jupyter and Voilà, plus the current picture as a PNG for renderers without widgets."
+    bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs) or {})
+    bundle['image/png'] = base64.b64encode(self.image.value).decode('ascii')   # the docs site shows this
+    return bundle

@@ -1,4 +1,4 @@
-"""Shared pytest configuration for the rnnbook test-suite.
+"""Shared pytest configuration for the rnnbook test-suite (every folder under tests/).
 
 Keras 3 is only used as a *reference* implementation (parity tests).  In this
 environment it must run on the torch backend, and the backend has to be chosen
@@ -21,6 +21,15 @@ import pytest  # noqa: E402
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
+
+# The tests are in folders by kind (unit, parity, gradients, gpu, views, safety,
+# docs); what they share is imported by module name from two folders:
+# ``fakes/`` (the CuPy emulator, the cuDNN stand-in and their pytest plugin) and
+# ``helpers/`` (code several kinds of test use).
+_TESTS = Path(__file__).resolve().parent
+for _shared in ("fakes", "helpers"):
+    if str(_TESTS / _shared) not in sys.path:
+        sys.path.insert(0, str(_TESTS / _shared))
 
 
 def pytest_configure(config):

@@ -59,8 +59,8 @@ PY
 GPU_OK=$?
 
 echo "==== tests =========================================================================="
-TESTS=(tests/test_gpu.py tests/test_cudnn_binding.py)
-[ -f tests/test_cupy_emulated.py ] && TESTS+=(tests/test_cupy_emulated.py)
+TESTS=(tests/gpu/test_gpu_real_device.py tests/gpu/test_cudnn_binding_real_library.py)
+[ -f tests/gpu/test_cupy_path_emulated.py ] && TESTS+=(tests/gpu/test_cupy_path_emulated.py)
 "$PYTHON" -m pytest -q -rs "${TESTS[@]}"
 TEST_RC=$?
 echo "tests exit status: $TEST_RC"
