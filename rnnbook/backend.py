@@ -61,11 +61,30 @@ def to_device(x, device='cpu'):
     with cp.cuda.Device(int(device.split(':')[1]) if ':' in device else 0): return cp.asarray(x)
 
 # %% ../nbs/00_backend.ipynb 13
+_MIXED_POLICIES = {'mixed_float16': 'float32', 'mixed_bfloat16': 'float32'}   # weights kept in float32
+_POLICY_CLASSES = ('DTypePolicy', 'FloatDTypePolicy')                         # (the second: Keras 3.0 to 3.3)
+_POLICY_KEYS = {'module', 'class_name', 'config', 'registered_name'}
+
+def _policy_dtype(dtype):
+    "The weights' dtype of a Keras dtype policy (config dict, object or name); anything else unchanged."
+    if isinstance(dtype, dict):
+        name, config = dtype.get('class_name'), dtype.get('config') or {}
+        if name not in _POLICY_CLASSES:
+            raise ValueError(f"Invalid dtype: expected a Keras 'DTypePolicy' config, received "
+                             f"class_name={name!r} (quantized policies have no rnnbook equivalent).")
+        unknown = sorted(set(dtype) - _POLICY_KEYS) + sorted(set(config) - {'name'})
+        if unknown: raise ValueError(f"Unrecognized key {unknown[0]!r} in the dtype policy config {dtype!r}.")
+        dtype = config.get('name')
+    elif hasattr(dtype, 'variable_dtype'): dtype = dtype.variable_dtype   # a Keras DTypePolicy object
+    return _MIXED_POLICIES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+
+# %% ../nbs/00_backend.ipynb 16
 _FLOATX = 'float32'
 
 def standardize_dtype(dtype=None) -> str:
-    "A dtype's canonical name (`'float32'`, ...); `None` means `floatx()`."
+    "A dtype's canonical name (`'float32'`, ...); `None`: `floatx()`; a Keras dtype policy: its weights' dtype."
     if dtype is None: return _FLOATX
+    dtype = _policy_dtype(dtype)
     if hasattr(dtype, 'name') and not isinstance(dtype, np.dtype): dtype = dtype.name  # e.g. a dtype policy
     try: return np.dtype(dtype).name
     except TypeError: raise ValueError(f"Invalid dtype: expected a NumPy dtype name such as 'float32', received {dtype!r}.")
@@ -89,7 +108,7 @@ def compute_dtype(input_dtype, weight_dtype) -> str:
     if is_float_dtype(input_dtype): return np.result_type(input_dtype, weight_dtype).name
     return np.dtype(weight_dtype).name
 
-# %% ../nbs/00_backend.ipynb 16
+# %% ../nbs/00_backend.ipynb 19
 _global_rng = np.random.default_rng()
 
 def set_seed(seed: int):
@@ -113,7 +132,7 @@ class SeedGenerator:
         "The next generator of the stream."
         return np.random.default_rng(int(self._rng.integers(2**63)))
 
-# %% ../nbs/00_backend.ipynb 19
+# %% ../nbs/00_backend.ipynb 22
 def is_nested(x) -> bool: return isinstance(x, (list, tuple, dict))
 
 def flatten(x) -> list:
@@ -138,7 +157,18 @@ def map_structure(fn, x):
     "Apply `fn` to every leaf of `x`, keeping the structure."
     return pack_sequence_as(x, [fn(l) for l in flatten(x)])
 
-# %% ../nbs/00_backend.ipynb 22
+# %% ../nbs/00_backend.ipynb 25
+import inspect
+
+def _check_config_keys(kind, name, factory, config):
+    "A ValueError naming the first key of `config` that `factory` takes no argument for."
+    params = inspect.signature(factory).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()): return
+    unknown = [k for k in config if k not in params]
+    if unknown:
+        raise ValueError(f"Unrecognized key {unknown[0]!r} in the config of {kind} {name!r}: expected keys "
+                         f"among {sorted(params)}, received {config!r}.")
+
 def get_object(kind, registry, base, identifier):
     "Resolve None, a name, a Keras config dict, an instance of `base` or a callable against `registry`."
     if identifier is None or isinstance(identifier, base): return identifier
@@ -148,6 +178,7 @@ def get_object(kind, registry, base, identifier):
         if name not in registry:
             raise ValueError(f"Unknown {kind}: expected one of {sorted(registry)}, received {name!r}.")
         factory = registry[name]
+        _check_config_keys(kind, name, factory, config)
         return factory.from_config(config) if hasattr(factory, 'from_config') else factory(**config)
     if callable(identifier): return identifier
     raise ValueError(f"Could not interpret {kind}: expected None, a name, a config dict or a callable, "
@@ -159,7 +190,7 @@ def serialize_object(module, base, obj):
     if not isinstance(obj, base): return getattr(obj, '__name__', repr(obj))
     return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}
 
-# %% ../nbs/00_backend.ipynb 25
+# %% ../nbs/00_backend.ipynb 28
 import contextlib
 import signal
 import threading
@@ -185,7 +216,7 @@ def deferred_interrupts(escapable=False):
         signal.signal(signal.SIGINT, previous)
         if received: previous(signal.SIGINT, received[0])     # e.g. raises KeyboardInterrupt now
 
-# %% ../nbs/00_backend.ipynb 28
+# %% ../nbs/00_backend.ipynb 31
 class Info(dict):
     "`info()`'s answer: a dict that prints one line per entry."
     def __repr__(self): return '\n'.join(f"{k}: {v}" for k, v in self.items())

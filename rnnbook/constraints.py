@@ -55,7 +55,8 @@ class MinMaxNorm(Constraint):
 
 # %% ../nbs/05_constraints.ipynb 15
 CONSTRAINTS = {'MaxNorm': MaxNorm, 'NonNeg': NonNeg, 'UnitNorm': UnitNorm, 'MinMaxNorm': MinMaxNorm,
-               'max_norm': MaxNorm, 'non_neg': NonNeg, 'unit_norm': UnitNorm, 'min_max_norm': MinMaxNorm}
+               'max_norm': MaxNorm, 'non_neg': NonNeg, 'unit_norm': UnitNorm, 'min_max_norm': MinMaxNorm,
+               'Constraint': Constraint, 'constraint': Constraint}    # Keras 3 names its base class too
 
 def get(identifier):
     "A constraint from a name, a config dict, an object or a callable."

@@ -64,6 +64,8 @@ defvjp(gate_conv, _gate_conv_vjp)
 class ConvLSTMCell(Layer, DropoutRNNCell):
     "One ConvLSTM step `(x_t, [h, c]) -> (h, [h, c])`: the LSTM gates with the products replaced by convolutions."
     dropout_mask_count = 4   # one dropout mask per gate, as Keras
+    _keras_module = 'keras.src.layers.rnn.conv_lstm'   # what Keras 3 writes for its cell (not in keras.layers)
+    _keras_registered_name = 'ConvLSTMCell'
 
     def __init__(self, rank, filters, kernel_size, strides=1, padding='valid', data_format=None, dilation_rate=1,
                  activation='tanh', recurrent_activation='sigmoid', use_bias=True,
@@ -250,6 +252,15 @@ def get_config(self: ConvLSTMCell):
     return {**super(ConvLSTMCell, self).get_config(), **config}
 
 # %% ../nbs/13_conv_lstm.ipynb 37
+@patch(cls_method=True)
+def from_config(cls: ConvLSTMCell, config):
+    "Rebuild from `get_config()`, or from Keras' cell config (no `rank`: the length of `kernel_size`)."
+    config = dict(config)
+    if 'rank' not in config and isinstance(config.get('kernel_size'), (list, tuple)):
+        config['rank'] = len(config['kernel_size'])
+    return cls(**config)
+
+# %% ../nbs/13_conv_lstm.ipynb 40
 class ConvLSTM(RNN):
     "N-D convolutional LSTM: `RNN(ConvLSTMCell(rank, ...))` over `(B, T, *S, C)` inputs, with a fused input convolution."
     _fixed_rank = None   # set by ConvLSTM1D/2D/3D, whose config carries no `rank`
@@ -287,7 +298,7 @@ class ConvLSTM(RNN):
     @classmethod
     def from_config(cls, config, custom_objects=None): return cls(**config)
 
-# %% ../nbs/13_conv_lstm.ipynb 40
+# %% ../nbs/13_conv_lstm.ipynb 43
 @patch(as_prop=True)
 def rank(self: ConvLSTM): return self.cell.rank
 
@@ -306,7 +317,7 @@ def compute_mask(self: ConvLSTM, inputs, mask=None):
     out = mask if self.return_sequences else None
     return [out, None, None] if self.return_state else out
 
-# %% ../nbs/13_conv_lstm.ipynb 43
+# %% ../nbs/13_conv_lstm.ipynb 46
 @patch
 def _incompatible(self: ConvLSTM, expected, x):
     return ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: {expected}. '
@@ -338,7 +349,7 @@ def _check_inputs(self: ConvLSTM, sequences):
         raise self._incompatible(f"expected shape=(None, None, {', '.join(map(str, built[2:]))}) (the spatial "
                                  "size is fixed when the layer is built)", x)
 
-# %% ../nbs/13_conv_lstm.ipynb 46
+# %% ../nbs/13_conv_lstm.ipynb 49
 _PATCH_BUDGET = 1 << 24   # elements of one gathered patch matrix in the fast path
 
 def _traced(x): return getattr(x, '_rb_variable', False)   # a Variable, or a Tensor recorded by a tape
@@ -369,7 +380,7 @@ def input_sequence(self: ConvLSTM, x, dp=None):
         z[:, t0:t0 + t] = zc
     return ops.concatenate(parts, axis=1) if parts else z
 
-# %% ../nbs/13_conv_lstm.ipynb 49
+# %% ../nbs/13_conv_lstm.ipynb 52
 @patch
 def inner_loop(self: ConvLSTM, sequences, initial_state, mask, training=False, constants=None):
     cell = self.cell
@@ -389,7 +400,7 @@ def inner_loop(self: ConvLSTM, sequences, initial_state, mask, training=False, c
     back = cell.from_channels_last
     return back(y), back(ys), [back(s) for s in states]
 
-# %% ../nbs/13_conv_lstm.ipynb 52
+# %% ../nbs/13_conv_lstm.ipynb 55
 @patch
 def get_config(self: ConvLSTM):
     config = super(ConvLSTM, self).get_config()
@@ -409,7 +420,7 @@ for _name in _CELL_ATTRS:
                                       doc=f"The cell's `{_name}`."))
 del _name
 
-# %% ../nbs/13_conv_lstm.ipynb 55
+# %% ../nbs/13_conv_lstm.ipynb 58
 class ConvLSTM1D(ConvLSTM):
     "1-D convolutional LSTM over `(B, T, steps, C)` (channels last) or `(B, T, C, steps)` inputs."
     _fixed_rank = 1
@@ -423,7 +434,7 @@ class ConvLSTM1D(ConvLSTM):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(1, **args, **kwargs)
 
-# %% ../nbs/13_conv_lstm.ipynb 57
+# %% ../nbs/13_conv_lstm.ipynb 60
 class ConvLSTM2D(ConvLSTM):
     "2-D convolutional LSTM over `(B, T, rows, cols, C)` (channels last) or `(B, T, C, rows, cols)` inputs."
     _fixed_rank = 2
@@ -437,7 +448,7 @@ class ConvLSTM2D(ConvLSTM):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(2, **args, **kwargs)
 
-# %% ../nbs/13_conv_lstm.ipynb 59
+# %% ../nbs/13_conv_lstm.ipynb 62
 class ConvLSTM3D(ConvLSTM):
     "3-D convolutional LSTM over `(B, T, depth, rows, cols, C)` (channels last) or `(B, T, C, depth, rows, cols)`."
     _fixed_rank = 3

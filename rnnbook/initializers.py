@@ -45,6 +45,13 @@ class Constant(Initializer):
     def __init__(self, value=0.0): self.value = value
     def __call__(self, shape, dtype=None): return np.full(_shape(shape), self.value, _float_dtype(dtype))
     def get_config(self): return {'value': self.value}
+    @classmethod
+    def from_config(cls, config):
+        "Also reads an array `value` as Keras 3 writes it: `{'class_name': '__numpy__', 'config': {...}}`."
+        value = config.get('value', 0.0)
+        if isinstance(value, dict) and value.get('class_name') in ('__numpy__', '__tensor__'):
+            value = np.array(value['config']['value'], dtype=value['config']['dtype'])
+        return cls(**{**config, 'value': value})
 
 class Identity(Initializer):
     "`gain` times the identity matrix (2-D shapes only)."
@@ -95,9 +102,11 @@ class TruncatedNormal(RandomNormal):
         return _truncated_normal(self.rng(), _shape(shape), self.mean, self.stddev).astype(_float_dtype(dtype))
 
 # %% ../nbs/03_initializers.ipynb 20
-def compute_fans(shape):
-    "`(fan_in, fan_out)` of a weight shape, as Keras computes them."
+def compute_fans(shape, input_axes=None, output_axes=None):
+    "`(fan_in, fan_out)` of a weight shape, as Keras computes them (or the products over the axes given)."
     shape = _shape(shape)
+    if input_axes is not None and output_axes is not None:
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) == 0: return 1, 1
     if len(shape) == 1: return shape[0], shape[0]
     k = math.prod(shape[:-2])
@@ -106,7 +115,8 @@ def compute_fans(shape):
 # %% ../nbs/03_initializers.ipynb 23
 class VarianceScaling(RandomInitializer):
     "Draws with variance `scale / n` (n: fan_in, fan_out or fan_avg) from a truncated normal, normal or uniform."
-    def __init__(self, scale=1.0, mode='fan_in', distribution='truncated_normal', seed=None):
+    def __init__(self, scale=1.0, mode='fan_in', distribution='truncated_normal', seed=None, input_axes=None,
+                 output_axes=None):
         super().__init__(seed)
         if not scale > 0: raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
         if mode not in ('fan_in', 'fan_out', 'fan_avg'):
@@ -117,10 +127,11 @@ class VarianceScaling(RandomInitializer):
             raise ValueError("Invalid `distribution` argument: expected one of {'uniform', 'truncated_normal', "
                              f"'untruncated_normal'}}. Received: distribution={distribution!r}")
         self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.input_axes, self.output_axes = input_axes, output_axes
 
     def __call__(self, shape, dtype=None):
         shape = _shape(shape)
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {'fan_in': fan_in, 'fan_out': fan_out, 'fan_avg': (fan_in + fan_out) / 2}[self.mode]
         var = self.scale / max(1., n)
         rng = self.rng()
@@ -130,12 +141,18 @@ class VarianceScaling(RandomInitializer):
         return w.astype(_float_dtype(dtype))
 
     def get_config(self):
-        return {'scale': self.scale, 'mode': self.mode, 'distribution': self.distribution, 'seed': self.seed}
+        config = {'scale': self.scale, 'mode': self.mode, 'distribution': self.distribution, 'seed': self.seed}
+        return {**config, **_axes_config(self)}
+
+def _axes_config(init) -> dict:
+    "`input_axes` and `output_axes` where they are set (Keras 3 writes them; older configs have none)."
+    return {k: getattr(init, k) for k in ('input_axes', 'output_axes') if getattr(init, k) is not None}
 
 # %% ../nbs/03_initializers.ipynb 26
 def _variance_scaling(name, scale, mode, distribution, doc):
-    def __init__(self, seed=None): VarianceScaling.__init__(self, scale, mode, distribution, seed)
-    def get_config(self): return {'seed': self.seed}
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
+    def get_config(self): return {'seed': self.seed, **_axes_config(self)}
     return type(name, (VarianceScaling,), {'__init__': __init__, 'get_config': get_config, '__doc__': doc})
 
 GlorotUniform = _variance_scaling('GlorotUniform', 1., 'fan_avg', 'uniform', "Uniform on ±sqrt(6 / (fan_in + fan_out)).")
@@ -166,7 +183,8 @@ INITIALIZERS = {c.__name__: c for c in (Zeros, Ones, Constant, Identity, RandomU
                                         VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal,
                                         LecunUniform, LecunNormal, Orthogonal)}
 INITIALIZERS.update({'zeros': Zeros, 'zero': Zeros, 'ones': Ones, 'one': Ones, 'constant': Constant,
-                     'identity': Identity, 'IdentityInitializer': Identity, 'uniform': RandomUniform,
+                     'identity': Identity, 'IdentityInitializer': Identity, 'OrthogonalInitializer': Orthogonal,
+                     'uniform': RandomUniform,
                      'random_uniform': RandomUniform, 'normal': RandomNormal, 'random_normal': RandomNormal,
                      'truncated_normal': TruncatedNormal, 'variance_scaling': VarianceScaling,
                      'glorot_uniform': GlorotUniform, 'glorot_normal': GlorotNormal, 'he_uniform': HeUniform,

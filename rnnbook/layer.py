@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['MaskedArray', 'get_mask', 'with_mask', 'UnrecognizedArgumentError', 'call_params', 'build_module', 'Layer',
-           'serialize_layer', 'deserialize_layer', 'ArrayOps', 'Variable', 'snake_case', 'unique_name',
+           'keras_names', 'serialize_layer', 'deserialize_layer', 'ArrayOps', 'Variable', 'snake_case', 'unique_name',
            'check_positive_int', 'check_rate', 'check_bool', 'set_weight_options', 'weight_options_config']
 
 # %% ../nbs/06_layer.ipynb 4
@@ -172,9 +172,12 @@ class Layer:
 
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None,
                  input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None, input_length=None,
-                 **kwargs):
+                 quantization_config=None, **kwargs):
         if kwargs:
             raise UnrecognizedArgumentError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if quantization_config is not None:   # what Keras 3 writes in Dense's and Embedding's configs
+            raise ValueError(f"Invalid value for argument `quantization_config`: rnnbook has no quantized layers, "
+                             f"expected None, received {quantization_config!r}.")
         if name is not None and not isinstance(name, str):
             raise ValueError(f"Invalid value for argument `name`: expected a string, received {name!r}.")
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -346,16 +349,33 @@ def _restore(self: Layer, snap):
 @patch
 def build_from(self: Layer, inputs):
     "Build for a concrete (nested) input, one thread at a time; restore the layer untouched if `build` fails."
+    self._build_for_shape(_shape_of(inputs))
+
+@patch
+def _build_for_shape(self: Layer, shape):
+    "Build for input shape `shape` under the layer lock; restore the layer untouched if `build` fails."
     with _LAYER_LOCK:
         if self.built: return          # (another thread built it while this one waited)
         snap = self._snapshot()
         try:
-            self.build(_shape_of(inputs))
+            self.build(shape)
             self.built = True
+            self._build_input_shape = shape     # what `serialize_layer` writes as `build_config`
         except BaseException:
             self._restore(snap)
             raise
         self._set_paths(self.name)
+
+def _as_shape(shape):
+    "A shape read from JSON (lists) as the shapes layers build for: a tuple, or a list of them for several inputs."
+    if any(isinstance(d, (list, tuple)) for d in shape): return [_as_shape(d) for d in shape]
+    return tuple(shape)
+
+@patch
+def build_from_config(self: Layer, config):
+    "Build from Keras' `build_config` (`{'input_shape': ...}`), as `keras.layers.Layer.build_from_config` does."
+    shape = (config or {}).get('input_shape')
+    if shape is not None and not self.built: self._build_for_shape(_as_shape(shape))
 
 @patch
 def _set_paths(self: Layer, prefix):
@@ -477,15 +497,40 @@ def get_config(self: Layer) -> dict:
 @patch(cls_method=True)
 def from_config(cls: Layer, config): return cls(**config)
 
-def serialize_layer(layer) -> dict:
-    "A layer as Keras 3 writes it: class name, module and config."
-    return {'module': 'rnnbook.layers', 'class_name': type(layer).__name__, 'config': layer.get_config(),
-            'registered_name': None}
 
+# %% ../nbs/06_layer.ipynb 65
+def keras_names(cls) -> tuple:
+    "`(module, registered_name)` Keras 3 writes for a layer class: Keras' public module for rnnbook's classes."
+    if _is_library_class(cls):
+        return getattr(cls, '_keras_module', 'keras.layers'), getattr(cls, '_keras_registered_name', None)
+    return cls.__module__, cls.__name__
+
+def serialize_layer(layer) -> dict:
+    "A layer as Keras 3 writes it: module, class name, config, registered name and (once built) build config."
+    module, registered = keras_names(type(layer))
+    out = {'module': module, 'class_name': type(layer).__name__, 'config': layer.get_config(),
+           'registered_name': registered}
+    shape = layer.__dict__.get('_build_input_shape')
+    if shape is not None and not getattr(layer, '_is_operation', False):   # (Keras' operations are never built)
+        out['build_config'] = {'input_shape': shape}
+    return out
+
+
+# %% ../nbs/06_layer.ipynb 68
 def deserialize_layer(config, custom_objects=None):
     "Rebuild a layer from `serialize_layer` output (user classes are found by name, or in `custom_objects`)."
     if isinstance(config, Layer): return config
-    name = config.get('class_name')
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name)
-    if cls is None: raise ValueError(f"Unknown layer: expected a registered rnnbook layer class, received class_name={name!r}.")
-    return cls.from_config(dict(config.get('config', {})))
+    if not isinstance(config, dict):
+        raise ValueError(f"Invalid layer config: expected a dict with 'class_name' and 'config', received "
+                         f"{reprlib.repr(config)}.")
+    name, registered = config.get('class_name'), config.get('registered_name')
+    custom = custom_objects or {}
+    cls = custom.get(name) or (custom.get(registered) if registered else None) or _REGISTRY.get(name)
+    if cls is None:
+        where = f" (module {config['module']!r})" if config.get('module') else ''
+        raise ValueError(f"Unknown layer: expected a registered rnnbook layer class, received class_name={name!r}"
+                         f"{where}.")
+    layer = cls.from_config(dict(config.get('config', {})))
+    if isinstance(layer, Layer) and config.get('build_config'): layer.build_from_config(config['build_config'])
+    return layer
+

@@ -33,7 +33,8 @@ def _input_dropout(cell, x, training):
     return ops.multiply(x, cell.get_dropout_mask(unwrap(x)[:, 0])[:, None, :])
 
 # %% ../nbs/09_recurrent.ipynb 9
-_RNN_ARGS = ('return_sequences', 'return_state', 'go_backwards', 'stateful', 'unroll', 'zero_output_for_mask')
+_RNN_ARGS = ('return_sequences', 'return_state', 'go_backwards', 'stateful', 'unroll', 'zero_output_for_mask',
+             'time_major')   # (Keras 2's configs hold `time_major=False`; `RNN` refuses True)
 _BASE_ARGS = ('name', 'trainable', 'dtype', 'input_shape', 'batch_input_shape', 'batch_size', 'input_dim',
               'input_length', 'activity_regularizer')
 

@@ -106,6 +106,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
+        if kwargs.pop('time_major', False):   # Keras 2 wrote `time_major` (False by default) into its configs
+            raise ValueError("Invalid value for argument `time_major`: rnnbook's recurrent layers take batch-major "
+                             "inputs (batch, timesteps, ...), as Keras 3's do; received time_major=True.")
         if isinstance(cell, (list, tuple)): cell = StackedRNNCells(cell)
         if not callable(getattr(cell, 'call', None)):
             raise ValueError(f"Argument `cell` should have a `call` method. Received: cell={cell!r}")

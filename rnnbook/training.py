@@ -297,6 +297,7 @@ class Trainer:
         self.optimizer = optimizer
         self.loss, self.loss_weights = loss, loss_weights
         self._objectives = CompiledObjectives(loss, loss_weights, metrics)
+        self._compile_config = dict(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics)
         self.compiled, self.stop_training = True, False
 
     def _assert_compiled(self, method):
@@ -341,6 +342,7 @@ class Trainer:
 @patch
 def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
     "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
+    batch_size = min(batch_size, n) if n else batch_size     # fewer samples than `batch_size`: one batch of them all
     for l in self._all_sublayers():
         if not getattr(l, 'stateful', False) or not hasattr(l, '_expected_batch'): continue
         expected = l._expected_batch()

@@ -93,6 +93,25 @@ def weights_file(name, data: bytes = None, arrays: dict = None):
     return path
 
 
+
+def keras_archive(name, config):
+    "A `.keras` zip under TMP holding `config` (and empty weights)."
+    import zipfile, json as _json
+    path = tmp(name)
+    with zipfile.ZipFile(path, 'w') as z:
+        z.writestr('metadata.json', _json.dumps({'keras_version': '3.15.1'}))
+        z.writestr('config.json', _json.dumps(config))
+        z.writestr('model.weights.h5', b'')
+    return path
+
+
+def zip_file(name, members: dict):
+    import zipfile
+    path = tmp(name)
+    with zipfile.ZipFile(path, 'w') as z:
+        for k, v in members.items(): z.writestr(k, v)
+    return path
+
 def load_into_model(make_file, method='load_weights'):
     def setup():
         m = model()
@@ -646,6 +665,32 @@ ERRORS = {
     'load_header_meta': Row('files', E, "an array header that disagrees with the `__meta__` record's dtype or shape",
                             load_into_model(lambda: weights_file('disagree.npz', arrays={
                                 '__meta__': meta(1), 'w0000': np.ones(2, 'float32')})), ('disagree.npz', 'shape (2,)')),
+    # ---- Keras files and configs ------------------------------------------------------------------------------
+    'save_extension': Row('Keras files', E, '`save` to a name that is neither `.keras` nor `.npz`',
+                          run(lambda: model().save(tmp('model.pt'))), ('Invalid filepath extension', 'model.pt')),
+    'save_legacy_h5': Row('Keras files', E, "`save` to Keras 2's `.h5`, which rnnbook reads but does not write",
+                          run(lambda: model().save(tmp('model.h5'))), ('does not write them', 'model.h5')),
+    'save_weights_extension': Row('Keras files', E, '`save_weights` to a name that is neither `.weights.h5` nor `.npz`',
+                                  run(lambda: model().save_weights(tmp('w.h5'))), ('`.weights.h5`', 'w.h5')),
+    'load_weights_only_as_model': Row('Keras files', E, "`load_model` on Keras 3's weights-only `.weights.h5`",
+                                      load_into_model(lambda: (model().save_weights(tmp('only.weights.h5')),
+                                                               tmp('only.weights.h5'))[1], method='load_model'),
+                                      ('No model config found', 'only.weights.h5')),
+    'load_keras_lambda': Row('Keras files', E, 'a `.keras` file whose config names a `Lambda` layer (`safe_mode=True`)',
+                             load_into_model(lambda: keras_archive('lambda.keras', {'class_name': 'Lambda',
+                                                                                     'config': {}}),
+                                             method='load_model'), ('Lambda', 'safe_mode')),
+    'load_keras_member': Row('Keras files', E, 'a `.keras` zip without the members Keras writes',
+                             load_into_model(lambda: zip_file('members.keras', {'config.json': '{}'}),
+                                             method='load_model'), ('members.keras', 'metadata.json')),
+    'config_unknown_key': Row('Keras files', E, "a key in an initializer's (or regularizer's...) config that it has no "
+                              'argument for', run(lambda: L.Dense(2, kernel_initializer={
+                                  'class_name': 'GlorotUniform', 'config': {'sed': 3}})), ("'sed'", 'GlorotUniform')),
+    'config_time_major': Row('Keras files', E, "Keras 2's `time_major=True` (its configs hold False)",
+                             run(lambda: L.LSTM(2, time_major=True)), ('`time_major`', 'time_major=True')),
+    'config_quantization': Row('Keras files', E, 'a `quantization_config` other than None (rnnbook does not quantize)',
+                               run(lambda: L.Dense(2, quantization_config={'mode': 'int8'})),
+                               ('quantization_config', 'int8')),
     # ---- gradient tape -----------------------------------------------------------------------------------------
     'tape_second_gradient': Row('GradientTape', RuntimeError, '`gradient` twice on a non-persistent tape',
                                 fresh(second_gradient), ('persistent', 'persistent=True')),
