@@ -299,7 +299,8 @@ def _concat_vjp(g, y, xs, axis=0):
     return (_x(g).split(g, cuts, axis=axis),)
 
 defvjp(ops.reshape, lambda g, y, x, shape: (g.reshape(x.shape), None))
-defvjp(ops.transpose, lambda g, y, x, axes=None: (g.transpose(None if axes is None else np.argsort(axes)),))
+defvjp(ops.transpose, lambda g, y, x, axes=None:                 # the inverse permutation, as Python ints (CuPy)
+       (g.transpose(None if axes is None else tuple(int(a) for a in np.argsort(axes))),))
 defvjp(ops.expand_dims, lambda g, y, x, axis: (g.reshape(x.shape), None))
 defvjp(ops.squeeze, lambda g, y, x, axis=None: (g.reshape(x.shape), None))
 defvjp(ops.flip, lambda g, y, x, axis=None: (_x(g).flip(g, axis),))

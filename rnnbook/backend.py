@@ -6,7 +6,7 @@
 __all__ = ['cupy_module', 'is_cupy_array', 'unwrap', 'array_module', 'to_numpy', 'device_of', 'to_device', 'standardize_dtype',
            'floatx', 'set_floatx', 'is_float_dtype', 'compute_dtype', 'set_seed', 'make_rng', 'SeedGenerator',
            'is_nested', 'flatten', 'pack_sequence_as', 'map_structure', 'get_object', 'serialize_object',
-           'deferred_interrupts', 'Info', 'register_info_section', 'info']
+           'deferred_interrupts', 'Info', 'register_info_section', 'info', 'standardize_data_format']
 
 # %% ../nbs/00_backend.ipynb 4
 import numpy as np
@@ -245,3 +245,13 @@ def info(layer=None, inputs=None, mask=None) -> Info:
     _gpu_info(out)
     for section in _INFO_SECTIONS.values(): section(out, layer, inputs, mask)
     return out
+
+# %% ../nbs/00_backend.ipynb 34
+def standardize_data_format(value):
+    "`'channels_last'` (also for None, Keras' default) or `'channels_first'`, else a ValueError."
+    if value is None: return 'channels_last'
+    data_format = str(value).lower()
+    if data_format not in ('channels_first', 'channels_last'):
+        raise ValueError("The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
+                         f"Received: data_format={value}")
+    return data_format

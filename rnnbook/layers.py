@@ -11,8 +11,14 @@ from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells, DropoutRNN
 from .rnn import RNN
 from .recurrent import SimpleRNN, GRU, LSTM
 from .core import Dense, Dropout, Embedding, Masking, BatchNormalization
+from .reshaping import RepeatVector, Flatten, Reshape, Permute, Activation, LeakyReLU
 from .bidirectional import Bidirectional
+from .merging import (Concatenate, Add, Multiply, Average, LayerNormalization, concatenate, add, multiply,
+                             average)
+from .attention import Attention, AdditiveAttention
 from .time_distributed import TimeDistributed
+from .conv_layers import (Conv1D, Conv2D, Conv3D, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D,
+                                 AveragePooling2D, AveragePooling3D, GlobalMaxPooling1D, GlobalAveragePooling1D)
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell
 from .cudnn_layers import CuDNNLSTM, CuDNNGRU
 from .models import Input, InputLayer
@@ -20,4 +26,9 @@ from .models import Input, InputLayer
 __all__ = ['Layer', 'SimpleRNNCell', 'GRUCell', 'LSTMCell', 'StackedRNNCells', 'DropoutRNNCell', 'RNN',
            'SimpleRNN', 'GRU', 'LSTM', 'Dense', 'Dropout', 'Embedding', 'Masking', 'Bidirectional',
            'TimeDistributed', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'ConvLSTMCell',
-           'CuDNNLSTM', 'CuDNNGRU', 'BatchNormalization', 'Input', 'InputLayer']
+           'CuDNNLSTM', 'CuDNNGRU', 'BatchNormalization', 'Input', 'InputLayer',
+           'RepeatVector', 'Flatten', 'Reshape', 'Permute', 'Activation', 'LeakyReLU',
+           'Concatenate', 'Add', 'Multiply', 'Average', 'LayerNormalization', 'concatenate', 'add', 'multiply', 'average',
+           'Attention', 'AdditiveAttention',
+           'Conv1D', 'Conv2D', 'Conv3D', 'MaxPooling1D', 'MaxPooling2D', 'MaxPooling3D', 'AveragePooling1D',
+           'AveragePooling2D', 'AveragePooling3D', 'GlobalMaxPooling1D', 'GlobalAveragePooling1D']

@@ -6,16 +6,18 @@
 __all__ = ['Mean', 'CompiledObjectives', 'Trainer']
 
 # %% ../nbs/21c_training.ipynb 3
-import math
 import numpy as np
 from fastcore.basics import patch
 from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwrap, to_numpy, floatx,
-                             array_module, make_rng, deferred_interrupts)
+                             make_rng, deferred_interrupts)
 from .layer import get_mask, with_mask
 from . import ops
 from . import losses as losses_module, metrics as metrics_module, optimizers as optimizers_module
 from .autodiff import GradientTape
 from .callbacks import CallbackList
+from .data import (ArrayBatches, SourceBatches, is_batch_source, _batches_for, _source_only, _standardize,
+                          _num_samples, _some_samples, _take, _split_validation, _unpack_validation, _concat,
+                          _class_weights)
 
 # %% ../nbs/21c_training.ipynb 6
 class Mean:
@@ -172,29 +174,6 @@ def reset(self: CompiledObjectives):
     for _, m in self.trackers: m.reset_state()
 
 # %% ../nbs/21c_training.ipynb 18
-def _as_array(v, name=None):
-    if v is None: return None
-    v = unwrap(v)
-    if not (hasattr(v, 'shape') and hasattr(v, 'dtype')):
-        try: v = np.asarray(v)
-        except ValueError: raise ValueError(f"Invalid value for argument `{name or 'x'}`: expected arrays, received a "
-                                            "ragged nest of lists.") from None
-    if name is not None and v.dtype.kind not in 'biuf':   # targets and weights are numbers
-        raise ValueError(f"Invalid value for argument `{name}`: expected real numbers, received an array of dtype "
-                         f"{v.dtype}: {v if v.size < 5 else v.ravel()[:4]!r}.")
-    if v.ndim == 0:
-        raise ValueError(f"Invalid value for argument `{name or 'x'}`: expected arrays with a batch axis, received the "
-                         f"scalar {v!r}.")
-    return v.astype(floatx()) if v.dtype.kind == 'f' and v.dtype != np.dtype(floatx()) else v
-
-def _standardize(data, name=None):
-    "Arrays (or nests of arrays) as the model takes them; `name` (`'y'`, `'sample_weight'`): they must be numbers."
-    if data is None: return None
-    if isinstance(data, (list, tuple)) and all(isinstance(v, (int, float, bool, np.generic)) for v in flatten(data)):
-        return _as_array(data, name)
-    return map_structure(lambda v: _as_array(v, name), data) if is_nested(data) else _as_array(data, name)
-
-# %% ../nbs/21c_training.ipynb 21
 def _check_count(name, value, minimum=1, allow_none=True):
     "`value` as an int >= `minimum` (or None), else a ValueError naming the argument."
     if value is None and allow_none: return None
@@ -208,76 +187,8 @@ def _check_verbose(verbose):
         raise ValueError(f"Invalid value for argument `verbose`: expected 'auto', 0, 1 or 2, received {verbose!r}.")
     return verbose
 
-def _some_samples(n, what='x'):
-    "`n`, or a ValueError for an empty dataset (whose mean loss would be a silent 0)."
-    if n == 0: raise ValueError(f"Invalid value for argument `{what}`: expected at least one sample, received 0.")
-    return n
 
-def _num_samples(*datas):
-    sizes = {len(a) for d in datas if d is not None for a in (flatten(d) if is_nested(d) else [d])}
-    if len(sizes) > 1:
-        raise ValueError(f"Data cardinality is ambiguous: the arrays passed to the model have different numbers of "
-                         f"samples (first dimensions) {sorted(sizes)}. Make sure all arrays contain the same number "
-                         "of samples.")
-    if not sizes: raise ValueError("Invalid value for argument `x`: expected arrays, received None.")
-    return sizes.pop()
-
-# %% ../nbs/21c_training.ipynb 24
-def _take(data, index):
-    "The rows `index` (a slice or a NumPy array of positions) of every array of `data`, on each array's device."
-    if data is None: return None
-    def pick(a):
-        if isinstance(index, np.ndarray) and array_module(a) is not np: return a[array_module(a).asarray(index)]
-        return a[index]
-    return map_structure(pick, data) if is_nested(data) else pick(data)
-
-def _split_validation(x, y, sample_weight, validation_split):
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.number)) or \
-            not 0 < validation_split < 1:
-        raise ValueError(f"Invalid value for argument `validation_split`: expected a float in (0, 1), received "
-                         f"{validation_split!r}.")
-    n = _num_samples(x, y, sample_weight)
-    split = int(math.floor(n * (1. - validation_split)))
-    if split == 0 or split == n:
-        raise ValueError(f"Training data contains {n} samples, which is not sufficient to split it into a validation "
-                         f"and training set as specified by `validation_split={validation_split}`.")
-    train, val = slice(0, split), slice(split, n)
-    return (_take(x, train), _take(y, train), _take(sample_weight, train)), \
-        (_take(x, val), _take(y, val), _take(sample_weight, val))
-
-def _unpack_validation(data):
-    if not isinstance(data, (list, tuple)) or len(data) not in (2, 3):
-        raise ValueError("Invalid value for argument `validation_data`: expected a tuple (x_val, y_val) or "
-                         f"(x_val, y_val, val_sample_weight), received {type(data).__name__}.")
-    x, y, sw = (tuple(data) + (None,))[:3]
-    return _standardize(x), _standardize(y, 'validation_data'), _standardize(sw, 'validation_data')
-
-# %% ../nbs/21c_training.ipynb 27
-def _batches(n, batch_size, shuffle=False, rng=None, steps=None):
-    "Index of each batch: slices in order, or the slices of a fresh permutation."
-    order = rng.permutation(n) if shuffle else None
-    count = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
-    for i in range(count):
-        s = slice(i * batch_size, min(n, (i + 1) * batch_size))
-        yield order[s] if shuffle else s
-
-def _concat(chunks):
-    return array_module(chunks[0]).concatenate([unwrap(c) for c in chunks], axis=0)
-
-def _class_weights(y, class_weight):
-    "Per-sample weights from `{class: weight}` for integer or one-hot targets."
-    if not isinstance(class_weight, dict) or not all(
-            isinstance(w, (int, float, np.number)) and not isinstance(w, bool) for w in class_weight.values()):
-        raise ValueError(f"Invalid value for argument `class_weight`: expected a dict {{class index: weight}}, "
-                         f"received {class_weight!r}.")
-    if y is None or is_nested(y):
-        raise ValueError(f"Invalid value for argument `class_weight`: it needs one target array, received y={y!r}.")
-    y = to_numpy(unwrap(y))
-    if y.ndim == 0 or len(y) == 0: return np.zeros((0 if y.ndim else 1,), floatx())   # the sample count errors next
-    classes = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(int)
-    return np.array([class_weight.get(int(c), 1.0) for c in classes], floatx())
-
-# %% ../nbs/21c_training.ipynb 30
+# %% ../nbs/21c_training.ipynb 21
 class Trainer:
     "compile / fit / evaluate / predict and the *_on_batch steps (mixed into `Model`)."
     def _init_trainer(self):
@@ -338,7 +249,7 @@ class Trainer:
         "`(variable, value)` of every stateful RNN state in the model, to put back after an error."
         return [(v, v.value.copy()) for v in self._state_variables()]
 
-# %% ../nbs/21c_training.ipynb 33
+# %% ../nbs/21c_training.ipynb 24
 @patch
 def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
     "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
@@ -352,7 +263,7 @@ def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
                              f"of {expected or batch_size} samples and a number of samples divisible by it; "
                              f"received batch_size={batch_size} for {n} samples.")
 
-# %% ../nbs/21c_training.ipynb 36
+# %% ../nbs/21c_training.ipynb 27
 @patch
 def _optimizer_snapshot(self: Trainer):
     "The optimizer's attributes, with copies of its containers (slots created later are then dropped)."
@@ -386,7 +297,7 @@ def _guarded(self: Trainer, step, *args):
                 if not built and self._objectives is not None: self._objectives.built = False
             raise
 
-# %% ../nbs/21c_training.ipynb 39
+# %% ../nbs/21c_training.ipynb 30
 @patch
 def _objectives_for(self: Trainer, y, y_pred):
     if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
@@ -417,7 +328,7 @@ def predict_step(self: Trainer, x):
     y = self(x, training=False)
     return map_structure(_detach, y) if is_nested(y) else _detach(y)
 
-# %% ../nbs/21c_training.ipynb 42
+# %% ../nbs/21c_training.ipynb 33
 @patch
 def _check_validation(self: Trainer, x, y, sample_weight, batch_size):
     "The loss on the first validation batch before training: bad validation data fails before any update."
@@ -443,18 +354,25 @@ def _fit_restore(self: Trainer, snapshot):
     if layers is not None: self._restore(layers)        # weights created meanwhile too
     for v, value in values: v.assign(value)
 
-# %% ../nbs/21c_training.ipynb 45
+# %% ../nbs/21c_training.ipynb 36
 @patch
-def _test_loop(self: Trainer, x, y, sample_weight=None, batch_size=None, steps=None, callbacks=None):
-    n = _some_samples(_num_samples(x, y, sample_weight))
-    self._check_stateful_batches(n, batch_size or 32, steps)
+def _epoch_batches(self: Trainer, batches):
+    "`(step, (x, y, sample_weight))` of one epoch; a generator's batches meet a stateful model's check one by one."
+    for step, batch in enumerate(batches.epoch()):
+        if isinstance(batches, SourceBatches): self._check_stateful_batches(*[_num_samples(batch[0])] * 2)
+        yield step, batch
+
+@patch
+def _test_loop(self: Trainer, batches, callbacks=None):
+    if isinstance(batches, ArrayBatches):
+        self._check_stateful_batches(_some_samples(batches.n), batches.batch_size, batches.steps)
     self.reset_metrics()
     if callbacks is not None: callbacks.on_test_begin()
     saved = self._saved_states()
     try:
-        for step, index in enumerate(_batches(n, batch_size or 32, steps=steps)):
+        for step, (x, y, sample_weight) in self._epoch_batches(batches):
             if callbacks is not None: callbacks.on_test_batch_begin(step)
-            self._guarded(self.test_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+            self._guarded(self.test_step, x, y, sample_weight)
             if callbacks is not None: callbacks.on_test_batch_end(step, self.get_metrics_result())
     except BaseException:       # a later batch failed (or Ctrl-C): the states are as before the loop
         with deferred_interrupts():
@@ -467,25 +385,45 @@ def _test_loop(self: Trainer, x, y, sample_weight=None, batch_size=None, steps=N
 @patch
 def evaluate(self: Trainer, x=None, y=None, batch_size=None, verbose='auto', sample_weight=None, steps=None,
              callbacks=None, return_dict=False):
-    "The loss and metrics on `(x, y)`, at inference: a scalar, a list (`metrics_names` order) or a dict."
+    "The loss and metrics on `(x, y)` (or a generator's batches), at inference: a scalar, a list or a dict."
     self._assert_compiled('evaluate')
     batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
     verbose = _check_verbose(verbose)
-    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-    batch_size = batch_size or 32
-    n = _num_samples(x, y, sample_weight)
-    total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
+    batches = _batches_for(x, y, sample_weight, batch_size, steps)
     callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
-    logs = self._test_loop(x, y, sample_weight, batch_size, steps, callbacks)
+        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+    logs = self._test_loop(batches, callbacks)
     return logs if return_dict else self._flatten_logs(logs)
 
-# %% ../nbs/21c_training.ipynb 48
+# %% ../nbs/21c_training.ipynb 39
+@patch
+def _fit_batches(self: Trainer, x, y, sample_weight, class_weight, batch_size, steps, shuffle, validation_split,
+                 validation_data, validation_batch_size, validation_steps):
+    "The training batches and the validation batches (or None) of `fit`, checked before any step."
+    if is_batch_source(x):
+        _source_only(y, sample_weight, validation_split if validation_data is None else 0.)
+        train = SourceBatches(x, steps, class_weight)
+    else:
+        x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time.")
+            sample_weight = _class_weights(y, class_weight)
+        if validation_data is None and validation_split:
+            (x, y, sample_weight), validation_data = _split_validation(x, y, sample_weight, validation_split)
+        train = ArrayBatches(x, y, sample_weight, batch_size or 32, steps, shuffle)
+        self._check_stateful_batches(_some_samples(train.n), train.batch_size, steps)
+    val_size = validation_batch_size or batch_size or 32
+    if validation_data is None: return train, None
+    if is_batch_source(validation_data): return train, SourceBatches(validation_data, validation_steps)
+    return train, ArrayBatches(*_unpack_validation(validation_data), val_size, validation_steps)
+
+# %% ../nbs/21c_training.ipynb 41
 @patch
 def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto', callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-    "Train for `epochs` epochs; returns the `History` (Keras 3 signature and logs)."
+    "Train for `epochs` epochs on arrays or a generator/iterable of batches; returns the `History` (Keras 3)."
     self._assert_compiled('fit')
     batch_size, epochs = _check_count('batch_size', batch_size), _check_count('epochs', epochs, 0, False)
     initial_epoch = _check_count('initial_epoch', initial_epoch, 0, False)
@@ -493,24 +431,13 @@ def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto'
         _check_count('validation_steps', validation_steps)
     validation_batch_size = _check_count('validation_batch_size', validation_batch_size)
     validation_freq, verbose = _check_count('validation_freq', validation_freq, 1, False), _check_verbose(verbose)
-    x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
-    if class_weight is not None:
-        if sample_weight is not None:
-            raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time.")
-        sample_weight = _class_weights(y, class_weight)
-    val = None
-    if validation_data is not None: val = _unpack_validation(validation_data)
-    elif validation_split: (x, y, sample_weight), val = _split_validation(x, y, sample_weight, validation_split)
-    batch_size = batch_size or 32
-    n = _num_samples(x, y, sample_weight)
-    _some_samples(n)
-    self._check_stateful_batches(n, batch_size, steps_per_epoch)
-    steps = math.ceil(n / batch_size) if steps_per_epoch is None else min(steps_per_epoch, math.ceil(n / batch_size))
-    if val is not None and epochs > initial_epoch: self._check_validation(*val, validation_batch_size or batch_size)
+    train, val = self._fit_batches(x, y, sample_weight, class_weight, batch_size, steps_per_epoch, shuffle,
+                                   validation_split, validation_data, validation_batch_size, validation_steps)
+    if isinstance(val, ArrayBatches) and epochs > initial_epoch: self._check_validation(*val.data, val.batch_size)
     callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
-        steps=steps)
-    rng = make_rng()
+        steps=train.num_batches)
+    train.rng = make_rng()
     self.stop_training = False
     before = self._fit_snapshot()      # an error in any epoch puts the model back as it was
     try:
@@ -519,16 +446,16 @@ def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto'
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            for step, index in enumerate(_batches(n, batch_size, shuffle, rng, steps)):
+            for step, (xb, yb, swb) in self._epoch_batches(train):
                 callbacks.on_train_batch_begin(step)
-                self._guarded(self.train_step, _take(x, index), _take(y, index), _take(sample_weight, index))
+                self._guarded(self.train_step, xb, yb, swb)
                 callbacks.on_train_batch_end(step, self.get_metrics_result())
                 if self.stop_training: break
+            if getattr(train, 'ran_out', False): break      # a generator used up: stop, as Keras does
             epoch_logs = self.get_metrics_result()
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._test_loop(*val, batch_size=validation_batch_size or batch_size,
-                                           steps=validation_steps)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                val_logs = self._test_loop(val)
+                if not getattr(val, 'ran_out', False): epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
             if self.stop_training: break
@@ -538,25 +465,23 @@ def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto'
     callbacks.on_train_end(logs)
     return self.history
 
-# %% ../nbs/21c_training.ipynb 51
+# %% ../nbs/21c_training.ipynb 44
 @patch
 def predict(self: Trainer, x, batch_size=None, verbose='auto', steps=None, callbacks=None):
-    "The outputs on `x` at inference, batch by batch, concatenated (same structure as the model's outputs)."
+    "The outputs on `x` (or a generator's batches) at inference, batch by batch, concatenated."
     batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
     verbose = _check_verbose(verbose)
-    x = _standardize(x)
-    batch_size = batch_size or 32
-    n = _num_samples(x)
-    total = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
+    batches = _batches_for(x, batch_size=batch_size, steps=steps)
     callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
-    if n: self._check_stateful_batches(n, batch_size, steps)
+        callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+    if isinstance(batches, ArrayBatches) and batches.n:
+        self._check_stateful_batches(batches.n, batches.batch_size, steps)
     callbacks.on_predict_begin()
     outputs, saved = [], self._saved_states()
     try:
-        for step, index in enumerate(_batches(n, batch_size, steps=steps)):
+        for step, (xb, _, _) in self._epoch_batches(batches):
             callbacks.on_predict_batch_begin(step)
-            outputs.append(self.predict_step(_take(x, index)))
+            outputs.append(self.predict_step(xb))
             callbacks.on_predict_batch_end(step, {'outputs': outputs[-1]})
     except BaseException:       # an error or Ctrl-C: the states are as before the call
         with deferred_interrupts():
@@ -568,7 +493,7 @@ def predict(self: Trainer, x, batch_size=None, verbose='auto', steps=None, callb
     joined = [_concat([f[i] for f in flat]) for i in range(len(flat[0]))]
     return pack_sequence_as(outputs[0], joined) if is_nested(outputs[0]) else joined[0]
 
-# %% ../nbs/21c_training.ipynb 54
+# %% ../nbs/21c_training.ipynb 47
 @patch
 def train_on_batch(self: Trainer, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
     "One training step on one batch; returns the loss (and metrics) of that batch."

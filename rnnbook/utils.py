@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['torch_key', 'gru_keras_to_torch_order', 'gru_torch_to_keras_order', 'torch_weights', 'torch_biases', 'keras_weights',
-           'cudnn_to_keras', 'keras_to_cudnn', 'convertible_kind', 'to_torch', 'from_torch', 'torch_module']
+           'cudnn_to_keras', 'keras_to_cudnn', 'convertible_kind', 'to_torch', 'from_torch', 'torch_module',
+           'pad_sequences', 'timeseries_dataset_from_array', 'unpack_x_y_sample_weight']
 
 # %% ../nbs/13a_utils.ipynb 3
 import re
@@ -13,6 +14,8 @@ import numpy as np
 from .backend import array_module, to_numpy, unwrap
 from .activations import serialize as activation_name
 from .cells import KINDS, kind_named
+from .data import pad_sequences, timeseries_dataset_from_array, unpack_x_y_sample_weight
+_all_ = ['pad_sequences', 'timeseries_dataset_from_array', 'unpack_x_y_sample_weight']   # `rb.utils.X`, as `keras.utils.X`
 
 # %% ../nbs/13a_utils.ipynb 6
 _GATES = {k.name: len(k.gates) for k in KINDS.values()}     # gate blocks per kind, from the cells' kinds
