@@ -155,8 +155,11 @@ def _caption(sample, valid, forward_order, backward_order, timestep=None, merge_
         return (f't = {t}: the forward copy reads it as step {f_steps[t]} of {n} (having read t = '
                 f'{f_seen[0]}\u2192{t}), the backward copy as step {b_steps[t]} of {n} (having read t = '
                 f'{b_seen[0]}\u2192{t}); merge mode {_mode_label(merge_mode)}.')
-    return (f't = {t} is padding: both copies skip it. The forward state is held from its last valid '
-            f'step, the backward state is still zeros; both outputs are 0 here.')
+    def state(order):             # held if this copy read a valid step before reaching t (left or right padding)
+        order = list(order)
+        return 'held from its last valid step' if any(valid[s] for s in order[:order.index(t)]) else 'still zeros'
+    return (f't = {t} is padding: both copies skip it. The forward state is {state(forward_order)}, '
+            f'the backward state is {state(backward_order)}; both outputs are 0 here.')
 
 # %% ../nbs/35_bidirectional_view.ipynb 29
 @patch

@@ -15,10 +15,11 @@ from fastcore.basics import patch
 from . import ops, activations, regularizers
 from .ops import primitive, defvjp
 from .backend import array_module, unwrap, compute_dtype
+from .autodiff import is_traced
 from .layer import Layer, check_bool, set_weight_options, weight_options_config
 from .core import _input_error
 from .convolution import standardize_tuple, standardize_padding, standardize_data_format
-from .convolution import conv_output_length, same_padding, im2col, conv
+from .convolution import conv_output_length, same_padding, im2col, conv, _conv_of_data
 
 # %% ../nbs/12b_conv_layers.ipynb 7
 @primitive
@@ -49,10 +50,11 @@ def _channels_back(y, data_format):
 # %% ../nbs/12b_conv_layers.ipynb 13
 def grouped_conv(x, kernel, groups=1, strides=1, padding='valid', dilation_rate=1):
     "`conv` of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C/groups, F)`: group g's filters see group g's channels."
-    if groups == 1: return conv(x, kernel, strides, padding, dilation_rate)
+    op = conv if is_traced(x) else _conv_of_data                      # data: no gradient asked of x
+    if groups == 1: return op(x, kernel, strides, padding, dilation_rate)
     xs = ops.split(x, groups, axis=-1)                                 # G × (N, *S, C/G)
     ws = ops.split(kernel, groups, axis=-1)                            # G × (*k, C/G, F/G)
-    ys = [conv(x_g, W_g, strides, padding, dilation_rate) for x_g, W_g in zip(xs, ws)]
+    ys = [op(x_g, W_g, strides, padding, dilation_rate) for x_g, W_g in zip(xs, ws)]
     return ops.concatenate(ys, axis=-1)                                # (N, *O, F)
 
 # %% ../nbs/12b_conv_layers.ipynb 16

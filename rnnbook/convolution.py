@@ -109,28 +109,39 @@ def im2col(x, kernel_size, strides=1, padding='valid', dilation_rate=1):
     return _im2col(x, *_conv_args(x.ndim - 2, kernel_size, strides, padding, dilation_rate))
 
 # %% ../nbs/12a_convolution.ipynb 28
+def _conv_cols(x, kernel, strides, padding, dilation_rate):
+    "`conv`'s output `(N, *O, F)`, and the patches `(N, *O, K·C)` it multiplied."
+    cols = _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))  # (N, *O, K·C)
+    z = cols.reshape(-1, cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])     # (N·P, F)
+    return z.reshape(cols.shape[:-1] + (kernel.shape[-1],)), cols                    # (N, *O, F)
+
 @primitive
 def conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "N-D convolution of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C, F)`: `(N, *O, F)`, one matrix product."
     x, kernel = unwrap(x), unwrap(kernel)
-    cols = _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))  # (N, *O, K·C)
-    z = cols.reshape(-1, cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])     # (N·P, F)
-    return z.reshape(cols.shape[:-1] + (kernel.shape[-1],))                          # (N, *O, F)
+    return _conv_cols(x, kernel, strides, padding, dilation_rate)[0]
 
 # %% ../nbs/12a_convolution.ipynb 32
-def _col2im(cols, shape, k, s, padding, r):
-    "`col2im` on an array, arguments already standardized."
-    xp = array_module(cols)
+def _add_taps(taps, shape, k, s, padding, r):
+    "col2im's sum: tap t's block `taps[t]` `(N, *O, C)` added onto its window of the grid of `shape` `(N, *S, C)`."
+    xp = array_module(taps)
     pads, S, out = _geometry(shape, k, s, padding, r)
     N, C = shape[0], shape[-1]
-    cols = cols.reshape((N,) + out + (math.prod(k), C))                              # (N, *O, K, C)
-    dx = xp.zeros((N,) + S + (C,), cols.dtype)                                        # the padded grid
+    dx = xp.zeros((N,) + S + (C,), taps.dtype)                                         # the padded grid
     for t, tap in enumerate(itertools.product(*map(range, k))):
         window = tuple(slice(kd * rd, kd * rd + (od - 1) * sd + 1, sd) for kd, rd, od, sd in zip(tap, r, out, s))
-        dx[(slice(None),) + window] += cols[..., t, :]                                # distinct cells: no add.at
+        dx[(slice(None),) + window] += taps[t]                                         # distinct cells: no add.at
     if any(a or b for a, b in pads):
         dx = dx[(slice(None),) + tuple(slice(a, a + n) for (a, _), n in zip(pads, shape[1:-1]))]
     return dx
+
+# %% ../nbs/12a_convolution.ipynb 36
+def _col2im(cols, shape, k, s, padding, r):
+    "`col2im` on an array, arguments already standardized."
+    xp = array_module(cols)
+    out = _geometry(shape, k, s, padding, r)[2]
+    cols = cols.reshape((shape[0],) + out + (math.prod(k), shape[-1]))              # (N, *O, K, C)
+    return _add_taps(xp.moveaxis(cols, -2, 0), shape, k, s, padding, r)            # taps: (K, N, *O, C)
 
 @primitive
 def col2im(cols, input_shape, kernel_size, strides=1, padding='valid', dilation_rate=1):
@@ -138,22 +149,57 @@ def col2im(cols, input_shape, kernel_size, strides=1, padding='valid', dilation_
     cols, input_shape = unwrap(cols), tuple(input_shape)
     return _col2im(cols, input_shape, *_conv_args(len(input_shape) - 2, kernel_size, strides, padding, dilation_rate))
 
-# %% ../nbs/12a_convolution.ipynb 35
+# %% ../nbs/12a_convolution.ipynb 39
 def _im2col_vjp(g, y, x, kernel_size, strides=1, padding='valid', dilation_rate=1):
     return (col2im.raw(g, x.shape, kernel_size, strides, padding, dilation_rate),)
 
 def _col2im_vjp(g, y, cols, input_shape, kernel_size, strides=1, padding='valid', dilation_rate=1):
     return (im2col.raw(g, kernel_size, strides, padding, dilation_rate).reshape(cols.shape),)
 
-def _conv_vjp(g, y, x, kernel, strides=1, padding='valid', dilation_rate=1):
-    k, s, padding, r = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
-    cols = _im2col(x, k, s, padding, r)                                              # recomputed: (N, *O, K·C)
-    KC, F = cols.shape[-1], kernel.shape[-1]
-    gz = g.reshape(-1, F)                                                             # (N·P, F)
-    dkernel = (cols.reshape(-1, KC).T @ gz).reshape(kernel.shape)                     # X_colᵀ Z̄
-    dx = _col2im(gz @ kernel.reshape(KC, F).T, x.shape, k, s, padding, r)            # col2im(Z̄ W_matᵀ)
-    return dx, dkernel
-
 defvjp(im2col, _im2col_vjp)
 defvjp(col2im, _col2im_vjp)
-defvjp(conv, _conv_vjp)
+
+# %% ../nbs/12a_convolution.ipynb 42
+def _conv_fwd(x, kernel, strides=1, padding='valid', dilation_rate=1):
+    "`conv` for the tape: its output, and `(patches,)` kept for the rule."
+    z, cols = _conv_cols(x, kernel, strides, padding, dilation_rate)
+    return z, (cols,)
+
+def _patches(res, x, kernel, strides, padding, dilation_rate):
+    "The patches `_conv_fwd` kept in `res`; gathered again where the caller has none (`res` None or the output)."
+    if isinstance(res, tuple): return res[0]
+    return _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))
+
+def _kernel_cotangent(gz, cols, kernel):
+    "W̄ = X_colᵀ Z̄, as `kernel`'s shape `(*k, C, F)`."
+    colsT = array_module(cols).ascontiguousarray(cols.reshape(-1, cols.shape[-1]).T)  # (K·C, N·P): a transposed
+    return (colsT @ gz).reshape(kernel.shape)      # tall operand made OpenBLAS' 2 threads 100x slower under load
+
+def _input_cotangent(gz, kernel, shape, k, s, padding, r):
+    "x̄ = col2im(Z̄ W_matᵀ), tap k's block Z̄ W_kᵀ from its own product."
+    xp = array_module(gz)
+    K, C, F = math.prod(k), kernel.shape[-2], kernel.shape[-1]
+    out = _geometry(shape, k, s, padding, r)[2]
+    taps = xp.matmul(gz, kernel.reshape(K, C, F).transpose(0, 2, 1))               # (K, N·P, C)
+    return _add_taps(taps.reshape((K, shape[0]) + out + (C,)), shape, k, s, padding, r)
+
+# %% ../nbs/12a_convolution.ipynb 46
+def _conv_vjp(g, res, x, kernel, strides=1, padding='valid', dilation_rate=1):
+    k, s, padding, r = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
+    gz = g.reshape(-1, kernel.shape[-1])                                              # Z̄: (N·P, F)
+    cols = _patches(res, x, kernel, s, padding, r)                                    # X_col: (N, *O, K·C)
+    return _input_cotangent(gz, kernel, x.shape, k, s, padding, r), _kernel_cotangent(gz, cols, kernel)
+
+defvjp(conv, _conv_vjp, fwd=_conv_fwd)
+
+# %% ../nbs/12a_convolution.ipynb 53
+@primitive
+def _conv_of_data(x, kernel, strides=1, padding='valid', dilation_rate=1):
+    "`conv` of an input that no gradient is asked of: its rule gives the kernel's cotangent only."
+    return conv.raw(unwrap(x), unwrap(kernel), strides, padding, dilation_rate)
+
+def _conv_of_data_vjp(g, res, x, kernel, strides=1, padding='valid', dilation_rate=1):
+    gz = g.reshape(-1, kernel.shape[-1])                                              # Z̄: (N·P, F)
+    return None, _kernel_cotangent(gz, _patches(res, x, kernel, strides, padding, dilation_rate), kernel)
+
+defvjp(_conv_of_data, _conv_of_data_vjp, fwd=_conv_fwd)

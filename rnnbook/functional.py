@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['EXAMPLE_SIZES', 'is_symbolic', 'SymbolicTensor', 'Node', 'keras_inputs', 'InputLayer', 'Input', 'save_state',
-           'restore_state', 'symbolic_call', 'NotEqual', 'keras_layer_order', 'keras2_node', 'functional_from_config']
+           'restore_state', 'symbolic_call', 'NotEqual', 'ConvertToTensor', 'ExpandDims', 'LogicalOr', 'Any',
+           'ZerosLike', 'OnesLike', 'ConcatenateOp', 'keras_layer_order', 'keras2_node', 'functional_from_config']
 
 # %% ../nbs/21d_functional.ipynb 4
 import collections
@@ -205,18 +206,90 @@ def symbolic_call(layer, inputs, args=(), kwargs=None):
 register_symbolic_call(symbolic_call)
 
 # %% ../nbs/21d_functional.ipynb 35
-class NotEqual(Layer):
-    "Keras 3's `ops.not_equal` as a graph node: the mask node Keras writes for `Embedding(mask_zero=True)`."
-    _keras_module, _keras_registered_name = 'keras.src.ops.numpy', 'NotEqual'   # as Keras 3 writes it
+class _Operation(Layer):
+    "What Keras 3's operations as graph nodes share: not in `model.layers`, any dtype, no mask passed on."
     _is_operation = True     # a graph operation, not one of `model.layers` (as in Keras)
     _any_dtype = True
+    _keras_module = 'keras.src.ops.numpy'          # where Keras 3 defines most of them
 
-    def call(self, x1, x2): return array_module(x1).not_equal(x1, x2)
+    def compute_mask(self, inputs, previous_mask): return None   # (a mask on its input is only data here)
 
     def get_config(self): return {'name': self.name}
 
+class NotEqual(_Operation):
+    "Keras 3's `ops.not_equal` as a graph node: the mask node Keras writes for `Embedding(mask_zero=True)`."
+    _keras_registered_name = 'NotEqual'   # as Keras 3 writes it
+
+    def call(self, x1, x2): return array_module(x1).not_equal(x1, x2)
 
 # %% ../nbs/21d_functional.ipynb 38
+def _axis(axis):
+    "An axis as Keras' config holds it (an int, None, or a list from JSON) for NumPy: a list becomes a tuple."
+    return tuple(axis) if isinstance(axis, list) else axis
+
+class ConvertToTensor(_Operation):
+    "Keras 3's `ops.convert_to_tensor`: `x` as an array (of `dtype` if one is given)."
+    _keras_module, _keras_registered_name = 'keras.src.ops.core', 'ConvertToTensor'
+    def __init__(self, dtype=None, sparse=None, ragged=None, **kwargs):
+        for arg, value in (('sparse', sparse), ('ragged', ragged)):
+            if value:
+                raise ValueError(f"Invalid value for argument `{arg}`: rnnbook has no {arg} arrays, "
+                                 f"received {arg}={value!r}.")
+        super().__init__(**kwargs)
+        self.to_dtype = dtype                      # (`dtype` is a layer's float dtype in rnnbook)
+    def call(self, x): return array_module(x).asarray(x, dtype=self.to_dtype)
+    def get_config(self): return {'name': self.name, 'dtype': self.to_dtype, 'sparse': None, 'ragged': None}
+
+class ExpandDims(_Operation):
+    "Keras 3's `ops.expand_dims`: `x` with a new axis of size 1 at `axis`."
+    _keras_registered_name = 'ExpandDims'
+    def __init__(self, axis, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+    def call(self, x): return array_module(x).expand_dims(x, _axis(self.axis))
+    def get_config(self): return {'name': self.name, 'axis': self.axis}
+
+class LogicalOr(_Operation):
+    "Keras 3's `ops.logical_or`: how merge layers combine their inputs' masks."
+    _keras_registered_name = 'LogicalOr'
+    def call(self, x1, x2): return array_module(x1, x2).logical_or(x1, x2)
+
+class Any(_Operation):
+    "Keras 3's `ops.any`: whether any entry along `axis` is true (a step is kept if any feature is)."
+    _keras_registered_name = 'Any'
+    def __init__(self, axis=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.keepdims = axis, keepdims
+    def call(self, x): return array_module(x).any(x, axis=_axis(self.axis), keepdims=self.keepdims)
+    def get_config(self): return {'name': self.name, 'axis': self.axis, 'keepdims': self.keepdims}
+
+# %% ../nbs/21d_functional.ipynb 41
+class _FilledLike(_Operation):
+    "An array of `x`'s shape filled with `_fill`, of `dtype` (or `x`'s): Keras' `zeros_like`/`ones_like`."
+    def __init__(self, dtype=None, **kwargs):
+        super().__init__(**kwargs)
+        self.to_dtype = dtype
+    def call(self, x): return array_module(x).full(x.shape, self._fill, dtype=self.to_dtype or x.dtype)
+    def get_config(self): return {'name': self.name, 'dtype': self.to_dtype}
+
+class ZerosLike(_FilledLike):
+    "Keras 3's `ops.zeros_like`: with `dtype='bool'`, the all-False mask `Concatenate` widens a mask with."
+    _keras_registered_name, _fill = 'ZerosLike', 0
+
+class OnesLike(_FilledLike):
+    "Keras 3's `ops.ones_like`: with `dtype='bool'`, the mask `Concatenate` gives an input without one."
+    _keras_registered_name, _fill = 'OnesLike', 1
+
+class ConcatenateOp(_Operation):
+    "Keras 3's `ops.concatenate` (Keras' name: `Concatenate`), which joins masks; not the merge layer."
+    _keras_registered_name = 'Concatenate'
+    def __init__(self, axis=0, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+    def call(self, xs): return array_module(*xs).concatenate(xs, axis=self.axis)
+    def get_config(self): return {'name': self.name, 'axis': self.axis}
+
+# %% ../nbs/21d_functional.ipynb 44
 def _node_levels(inputs, outputs):
     "The nodes from `inputs` to `outputs`, sorted by distance from the inputs, then creation order."
     input_ids = {id(t) for t in inputs}
@@ -237,7 +310,7 @@ def _node_levels(inputs, outputs):
     position = {id(t.node): i for i, t in enumerate(inputs)}
     return sorted(level, key=lambda n: (level[n], position.get(id(n), 0), n.id))
 
-# %% ../nbs/21d_functional.ipynb 41
+# %% ../nbs/21d_functional.ipynb 47
 def _attach_masks(inputs, masks):
     "Put back the input masks `Layer.__call__` hands over separately (NumPy arrays and traced values carry masks)."
     def attach(x, m):
@@ -253,7 +326,7 @@ def _unique_names(names):
         seen[n] += 1
     return out
 
-# %% ../nbs/21d_functional.ipynb 44
+# %% ../nbs/21d_functional.ipynb 50
 def _check_graph(inputs, outputs):
     "The checked graph from `inputs` to `outputs`: (flat inputs, flat outputs, nodes in run order, layers)."
     flat_in = flatten(inputs) if is_nested(inputs) else [inputs]
@@ -276,7 +349,7 @@ def _check_graph(inputs, outputs):
                          'be unique.')
     return flat_in, flat_out, nodes, layers
 
-# %% ../nbs/21d_functional.ipynb 47
+# %% ../nbs/21d_functional.ipynb 53
 def _keras_walk(inputs, outputs):
     "The nodes from `inputs` to `outputs` (each after its parents), and each layer's first-visit index."
     input_ids, done, order, first_seen = {id(t) for t in inputs}, set(), [], {}
@@ -295,7 +368,7 @@ def _keras_walk(inputs, outputs):
     return order, first_seen
 
 
-# %% ../nbs/21d_functional.ipynb 50
+# %% ../nbs/21d_functional.ipynb 56
 def keras_layer_order(inputs, outputs) -> list:
     "The layers (and operations) between flat `inputs` and `outputs` in Keras 3's order (`model.layers`)."
     order, first_seen = _keras_walk(inputs, outputs)
@@ -313,7 +386,7 @@ def keras_layer_order(inputs, outputs) -> list:
     return sorted(layers.values(), key=lambda l: (-layer_depth[id(l)], first_seen[id(l)]))
 
 
-# %% ../nbs/21d_functional.ipynb 53
+# %% ../nbs/21d_functional.ipynb 59
 def _arrays_for(spec, placeholders, data, name):
     """The arrays of `data` (an array, a list/tuple, or a dict by input name) in the order of `placeholders`,
     checked against their shapes; `spec` is the inputs as the model was given them, `name` the model's."""
@@ -350,7 +423,7 @@ def _replay(nodes, placeholders, arrays, outputs, training=None):
         for t, o in zip(node.flat_outputs, flatten(out) if is_nested(out) else [out]): values[id(t)] = o
     return map_structure(get, outputs) if is_nested(outputs) else get(outputs)
 
-# %% ../nbs/21d_functional.ipynb 56
+# %% ../nbs/21d_functional.ipynb 62
 def _is_ref(v): return isinstance(v, (list, tuple)) and len(v) == 3 and isinstance(v[0], str)
 
 def _map_refs(fn, refs):
@@ -375,7 +448,7 @@ def _resolver(created):
     return resolve
 
 
-# %% ../nbs/21d_functional.ipynb 59
+# %% ../nbs/21d_functional.ipynb 65
 def _tensor_ref(ref):
     "Keras 3's reference to a layer call's output, from Keras 2's `[layer name, node index, tensor index]`."
     return {'class_name': '__keras_tensor__', 'config': {'keras_history': list(ref[:3])}}
@@ -396,7 +469,7 @@ def keras2_node(layer, node):
         return {'args': [refs[0]], 'kwargs': {**kwargs, 'initial_state': refs[1:]}}
     return {'args': [refs[0] if len(refs) == 1 else refs], 'kwargs': kwargs}
 
-# %% ../nbs/21d_functional.ipynb 62
+# %% ../nbs/21d_functional.ipynb 68
 def _replay_calls(queue, created, resolve, model_name):
     "Call each queued layer on its recorded arguments, in rounds, until every call has run."
     while any(pending for _, pending, _ in queue.values()):

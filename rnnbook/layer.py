@@ -80,15 +80,24 @@ def with_mask(x, mask):
     return out
 
 # %% ../nbs/06_layer.ipynb 17
-_REGISTRY = {}  # class name -> Layer subclass, for from_config / deserialize_layer
+_REGISTRY = {}     # class name -> Layer subclass, for from_config / deserialize_layer
+_OPERATIONS = {}   # Keras name -> operation class (`_is_operation`): the nodes Keras writes from `keras.src.ops`
 
 def _is_library_class(cls) -> bool: return cls.__module__.split('.')[0] == 'rnnbook'
 
+def _keras_class_name(cls) -> str:
+    "The `class_name` Keras writes: an operation's Keras name (`_keras_registered_name`), else the class's name."
+    if getattr(cls, '_is_operation', False): return cls.__dict__.get('_keras_registered_name', cls.__name__)
+    return cls.__name__
+
 def _register(cls):
     "Record `cls` by name for `deserialize_layer`. rnnbook's own class of a name keeps it, as Keras' built-ins do."
-    known = _REGISTRY.get(cls.__name__)
-    if known is None or _is_library_class(cls) or not _is_library_class(known): _REGISTRY[cls.__name__] = cls
+    table = _OPERATIONS if getattr(cls, '_is_operation', False) else _REGISTRY   # an op never shadows a layer
+    name = _keras_class_name(cls)
+    known = table.get(name)
+    if known is None or _is_library_class(cls) or not _is_library_class(known): table[name] = cls
 
+# %% ../nbs/06_layer.ipynb 20
 class UnrecognizedArgumentError(ValueError, TypeError):
     "An unknown keyword argument: a ValueError as in Keras, and a TypeError as Python reports one."
 
@@ -110,7 +119,7 @@ def _check_shape_arg(name, value):
                          f"received {value!r}.")
     return tuple(None if d is None else int(d) for d in value)
 
-# %% ../nbs/06_layer.ipynb 20
+# %% ../nbs/06_layer.ipynb 23
 def _check_input_kind(layer, inputs, nested):
     "A clear error for inputs a built-in layer cannot take: a nest where it takes one array, non-real numbers."
     if nested and layer._single_input:
@@ -138,7 +147,7 @@ def _list_array(name, value):
         raise ValueError(f"Invalid value for argument `{name}`: expected a nested list of numbers with the same "
                          f"length at each level (an array), received a ragged list {reprlib.repr(value)}.") from None
 
-# %% ../nbs/06_layer.ipynb 23
+# %% ../nbs/06_layer.ipynb 26
 _BUILD_SCOPE = []   # the layers whose `build` is running, outermost first: weight paths are made from it
 _LAYER_LOCK = threading.RLock()   # builds, first calls, stateful calls: one at a time (see Threads)
 
@@ -159,7 +168,7 @@ def _scoped_build(build):
         return out
     return scoped
 
-# %% ../nbs/06_layer.ipynb 26
+# %% ../nbs/06_layer.ipynb 29
 class Layer:
     "Base class of every rnnbook layer and cell; subclass it (build/call/get_config) exactly as in Keras."
     _single_input = False   # built-in layers that take one array set this: a list/dict of inputs is refused
@@ -198,7 +207,7 @@ class Layer:
 
     def __repr__(self): return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
-# %% ../nbs/06_layer.ipynb 29
+# %% ../nbs/06_layer.ipynb 32
 @patch(as_prop=True)
 def _layers(self: Layer):
     "Sublayers: attributes holding a Layer or a list/tuple of Layers, in the order they were set."
@@ -225,7 +234,7 @@ def weights(self: Layer):
         if id(w) not in seen: seen.add(id(w)); out.append(w)
     return out
 
-# %% ../nbs/06_layer.ipynb 32
+# %% ../nbs/06_layer.ipynb 35
 @patch(as_prop=True)
 def trainable_weights(self: Layer):
     "Trainable weights, leaving out those of frozen sublayers (`sublayer.trainable = False`)."
@@ -251,7 +260,7 @@ def losses(self: Layer):
         out += l.__dict__.get('_activity_losses', [])
     return out
 
-# %% ../nbs/06_layer.ipynb 35
+# %% ../nbs/06_layer.ipynb 38
 @patch
 def add_weight(self: Layer, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
                constraint=None, name=None):
@@ -270,7 +279,7 @@ def add_weight(self: Layer, shape=None, initializer=None, dtype=None, trainable=
     self.__dict__.setdefault('_own_weights', []).append(v)
     return v
 
-# %% ../nbs/06_layer.ipynb 38
+# %% ../nbs/06_layer.ipynb 41
 @patch
 def to(self: Layer, device):
     """Move every weight and state of this layer and its sublayers (and a compiled model's optimizer slots) to
@@ -290,7 +299,7 @@ def to(self: Layer, device):
     if hasattr(optimizer, 'to'): optimizer.to(device)
     return self
 
-# %% ../nbs/06_layer.ipynb 41
+# %% ../nbs/06_layer.ipynb 44
 @patch
 def get_weights(self: Layer) -> list:
     "NumPy copies of `weights`, in Keras' order."
@@ -327,7 +336,7 @@ def count_params(self: Layer) -> int:
                          "You can build it manually via: `layer.build(input_shape)`.")
     return sum(w.size for w in self.weights)
 
-# %% ../nbs/06_layer.ipynb 44
+# %% ../nbs/06_layer.ipynb 47
 @patch
 def build(self: Layer, input_shape):
     "Create the weights for inputs of `input_shape`; the default has none."
@@ -345,7 +354,7 @@ def _restore(self: Layer, snap):
     for l, d, own in snap:
         l.__dict__.clear(); l.__dict__.update(d); l.__dict__['_own_weights'] = own
 
-# %% ../nbs/06_layer.ipynb 47
+# %% ../nbs/06_layer.ipynb 50
 @patch
 def build_from(self: Layer, inputs):
     "Build for a concrete (nested) input, one thread at a time; restore the layer untouched if `build` fails."
@@ -388,7 +397,7 @@ def _call_params(cls: Layer):
     if '_call_params_cache' not in cls.__dict__: cls._call_params_cache = call_params(cls.call)
     return cls._call_params_cache
 
-# %% ../nbs/06_layer.ipynb 50
+# %% ../nbs/06_layer.ipynb 53
 @patch(as_prop=True)
 def supports_masking(self: Layer) -> bool:
     "Whether outputs get `compute_mask(...)` attached: True when a subclass defines `compute_mask`, or if set."
@@ -420,7 +429,7 @@ def _attach_masks(self: Layer, inputs, outputs, previous_mask):
     attached = [with_mask(o, m) if m is not None and can_carry(o) else o for o, m in zip(flat_out, flat_masks)]
     return pack_sequence_as(outputs, attached) if is_nested(outputs) else attached[0]
 
-# %% ../nbs/06_layer.ipynb 53
+# %% ../nbs/06_layer.ipynb 56
 _symbolic_call = None   # what a call on placeholders (`rb.Input`) does: record a graph node (see below)
 
 def register_symbolic_call(fn):
@@ -436,7 +445,7 @@ def _has_symbolic(x) -> bool:
     if isinstance(x, dict): x = list(x.values())
     return isinstance(x, (list, tuple)) and any(_has_symbolic(v) for v in x)
 
-# %% ../nbs/06_layer.ipynb 56
+# %% ../nbs/06_layer.ipynb 59
 @patch
 def __call__(self: Layer, inputs, *args, **kwargs):
     "Convert `inputs`, build on first use, `call` (with the input's mask if it takes one), attach output masks."
@@ -465,7 +474,7 @@ def __call__(self: Layer, inputs, *args, **kwargs):
         self.__dict__.pop('_first_call', None)
         return out
 
-# %% ../nbs/06_layer.ipynb 59
+# %% ../nbs/06_layer.ipynb 62
 @patch
 def _call_built(self: Layer, inputs, input_masks, args, kwargs):
     "`call` on converted inputs: the input's mask handed over where `call` takes one, output masks attached."
@@ -484,7 +493,7 @@ def _call_built(self: Layer, inputs, input_masks, args, kwargs):
     if previous_mask is None and not self.supports_masking: return out
     return self._attach_masks(inputs, out, previous_mask)
 
-# %% ../nbs/06_layer.ipynb 62
+# %% ../nbs/06_layer.ipynb 65
 @patch
 def get_config(self: Layer) -> dict:
     "Constructor arguments as a dict (`from_config(get_config())` rebuilds an equivalent layer)."
@@ -498,17 +507,17 @@ def get_config(self: Layer) -> dict:
 def from_config(cls: Layer, config): return cls(**config)
 
 
-# %% ../nbs/06_layer.ipynb 65
+# %% ../nbs/06_layer.ipynb 68
 def keras_names(cls) -> tuple:
     "`(module, registered_name)` Keras 3 writes for a layer class: Keras' public module for rnnbook's classes."
     if _is_library_class(cls):
         return getattr(cls, '_keras_module', 'keras.layers'), getattr(cls, '_keras_registered_name', None)
-    return cls.__module__, cls.__name__
+    return cls.__module__, _keras_class_name(cls)
 
 def serialize_layer(layer) -> dict:
     "A layer as Keras 3 writes it: module, class name, config, registered name and (once built) build config."
     module, registered = keras_names(type(layer))
-    out = {'module': module, 'class_name': type(layer).__name__, 'config': layer.get_config(),
+    out = {'module': module, 'class_name': _keras_class_name(type(layer)), 'config': layer.get_config(),
            'registered_name': registered}
     shape = layer.__dict__.get('_build_input_shape')
     if shape is not None and not getattr(layer, '_is_operation', False):   # (Keras' operations are never built)
@@ -516,7 +525,12 @@ def serialize_layer(layer) -> dict:
     return out
 
 
-# %% ../nbs/06_layer.ipynb 68
+# %% ../nbs/06_layer.ipynb 71
+def _is_ops_module(module) -> bool:
+    "Whether Keras wrote `module` for an operation (`keras.src.ops.numpy`, `keras.ops`, ...), not a layer."
+    return isinstance(module, str) and (module in ('keras.ops', 'keras.src.ops')
+                                        or module.startswith(('keras.ops.', 'keras.src.ops.')))
+
 def deserialize_layer(config, custom_objects=None):
     "Rebuild a layer from `serialize_layer` output (user classes are found by name, or in `custom_objects`)."
     if isinstance(config, Layer): return config
@@ -525,9 +539,15 @@ def deserialize_layer(config, custom_objects=None):
                          f"{reprlib.repr(config)}.")
     name, registered = config.get('class_name'), config.get('registered_name')
     custom = custom_objects or {}
-    cls = custom.get(name) or (custom.get(registered) if registered else None) or _REGISTRY.get(name)
+    operation = _is_ops_module(config.get('module'))
+    table = _OPERATIONS if operation else _REGISTRY     # `Concatenate`: the op of keras.src.ops.numpy, or the layer
+    cls = custom.get(name) or (custom.get(registered) if registered else None) or table.get(name)
     if cls is None:
         where = f" (module {config['module']!r})" if config.get('module') else ''
+        if operation:
+            known = sorted(n for n in _OPERATIONS if not n.startswith('_'))   # (not their private bases)
+            raise ValueError(f"Unknown operation: expected one of rnnbook's Keras operations {known}, "
+                             f"received class_name={name!r}{where}.")
         raise ValueError(f"Unknown layer: expected a registered rnnbook layer class, received class_name={name!r}"
                          f"{where}.")
     layer = cls.from_config(dict(config.get('config', {})))

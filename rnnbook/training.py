@@ -13,7 +13,7 @@ from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwra
 from .layer import get_mask, with_mask
 from . import ops
 from . import losses as losses_module, metrics as metrics_module, optimizers as optimizers_module
-from .autodiff import GradientTape
+from .autodiff import GradientTape, is_traced
 from .callbacks import CallbackList
 from .data import (ArrayBatches, SourceBatches, is_batch_source, _batches_for, _source_only, _standardize,
                           _num_samples, _some_samples, _take, _split_validation, _unpack_validation, _concat,
@@ -303,6 +303,17 @@ def _objectives_for(self: Trainer, y, y_pred):
     if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
     return self._objectives
 
+def _check_differentiable(y_pred, per_output):
+    "A loss whose value the tape cannot follow back to the predictions would train nothing: refuse it, naming `loss`."
+    flat = flatten(y_pred) if is_nested(y_pred) else [y_pred]
+    for p, value in zip(flat, per_output):
+        if value is not None and is_traced(p) and not is_traced(value):
+            raise ValueError("Invalid value for argument `loss`: rnnbook's gradient tape cannot follow it back to the "
+                             "model's predictions (a loss computed with another library, such as "
+                             "`keras.losses.binary_crossentropy`), so training would change nothing. Pass its name "
+                             "('binary_crossentropy') or an `rb.losses` object, or write it with `rb.ops`. Nothing "
+                             "was changed.")
+
 @patch
 def train_step(self: Trainer, x, y, sample_weight=None):
     "Forward under a tape, loss, gradients, optimizer update (with constraints), metrics."
@@ -310,6 +321,7 @@ def train_step(self: Trainer, x, y, sample_weight=None):
         y_pred = self(x, training=True)
         objectives = self._objectives_for(y, y_pred)
         loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
+    _check_differentiable(y_pred, per_output)
     weights = self.trainable_weights                 # after the forward: a model's first call creates them
     grads = tape.gradient(loss, weights)
     objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update

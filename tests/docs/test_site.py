@@ -181,7 +181,8 @@ def test_images_present(crawl):
 def test_api_lists_every_layer(crawl):
     import rnnbook.layers
     ids = set(crawl['pages']['api/layers.html']['headings'])
-    missing = [n for n in rnnbook.layers.__all__ if f'rnnbook.layers.{n}' not in ids]
+    documented = lambda n: ({f'rnnbook.layers.{n}', f'rnnbook.layers.{getattr(rnnbook.layers, n).__name__}'} & ids)
+    missing = [n for n in rnnbook.layers.__all__ if not documented(n)]    # an alias (MaxPool1D): its class's entry
     assert not missing, f"API page lacks: {missing}"
 
 

@@ -441,9 +441,6 @@ def test_functional_model_with_several_inputs_matches_keras(attention_name, mask
     np.testing.assert_allclose(again.predict([src, tgt], verbose=0), knp(km([src, tgt])), rtol=FWD, atol=FWD)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnbook.functional reads Keras' NotEqual mask node only, not the mask "
-                   "operations Keras 3 records around merge and attention layers (ConvertToTensor, ExpandDims, "
-                   "ZerosLike, LogicalOr, Any)")
 def test_keras_json_of_a_masked_attention_model_is_read():
     km = _encoder_decoder(K, keras.Input, keras.Model, K.Attention)
     rb.models.model_from_json(km.to_json())
