@@ -7,7 +7,8 @@ __all__ = ['METRIC_CLASSES', 'ALL_OBJECTS', 'METRIC_FUNCTIONS', 'accuracy', 'bin
            'sparse_categorical_accuracy', 'Metric', 'reduce_to_samplewise_values', 'Sum', 'Mean', 'MeanMetricWrapper',
            'Accuracy', 'BinaryAccuracy', 'CategoricalAccuracy', 'SparseCategoricalAccuracy', 'MeanSquaredError',
            'MeanAbsoluteError', 'BinaryCrossentropy', 'CategoricalCrossentropy', 'SparseCategoricalCrossentropy',
-           'serialize', 'deserialize', 'get', 'resolve_accuracy', 'get_metric']
+           'TruePositives', 'TrueNegatives', 'FalsePositives', 'FalseNegatives', 'Precision', 'Recall', 'serialize',
+           'deserialize', 'get', 'resolve_accuracy', 'get_metric']
 
 # %% ../nbs/20a_metrics.ipynb 3
 import inspect
@@ -265,10 +266,78 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
         return {**Metric.get_config(self), 'from_logits': self.from_logits, 'ignore_class': self.ignore_class,
                 'axis': self.axis}
 
-# %% ../nbs/20a_metrics.ipynb 38
+# %% ../nbs/20a_metrics.ipynb 39
+class _ConfusionCount(Metric):
+    "A running count of one cell of the confusion matrix, per threshold (`y_pred > threshold` is positive)."
+    cell = None        # ('tp', 'tn', 'fp', 'fn')
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.init_thresholds = thresholds
+        self.thresholds = [0.5] if thresholds is None else list(np.atleast_1d(thresholds).astype(float))
+        if not all(0 <= t <= 1 for t in self.thresholds):
+            raise ValueError(f"Invalid value for argument `thresholds`: expected values in [0, 1], received {thresholds!r}.")
+        self.accumulator = self.add_variable(shape=(len(self.thresholds),), name='accumulator')
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.accumulator.assign(self.accumulator.numpy() + _confusion(self.cell, y_true, y_pred, sample_weight,
+                                                                      self.thresholds).astype(self.dtype))
+
+    def result(self):
+        value = self.accumulator.numpy()
+        return value[0] if self.init_thresholds is None or np.ndim(self.init_thresholds) == 0 else value
+
+    def get_config(self): return {**Metric.get_config(self), 'thresholds': self.init_thresholds}
+
+def _confusion(cell, y_true, y_pred, sample_weight, thresholds):
+    "The weighted count of `cell` ('tp', 'fp', 'tn', 'fn') per threshold."
+    t = _host(_plain(y_true)).astype(bool)
+    p = _host(_plain(y_pred)).astype(float)
+    t = np.broadcast_to(t, p.shape)
+    w = np.ones(p.shape) if sample_weight is None else np.broadcast_to(_host(_plain(sample_weight)).astype(float).reshape(
+        _host(_plain(sample_weight)).shape + (1,) * (p.ndim - np.ndim(_host(_plain(sample_weight))))), p.shape)
+    out = []
+    for th in thresholds:
+        pos = p > th
+        hit = {'tp': pos & t, 'fp': pos & ~t, 'tn': ~pos & ~t, 'fn': ~pos & t}[cell]
+        out.append((w * hit).sum())
+    return np.array(out)
+
+class TruePositives(_ConfusionCount): cell = 'tp'
+class TrueNegatives(_ConfusionCount): cell = 'tn'
+class FalsePositives(_ConfusionCount): cell = 'fp'
+class FalseNegatives(_ConfusionCount): cell = 'fn'
+
+# %% ../nbs/20a_metrics.ipynb 41
+class Precision(Metric):
+    "TP / (TP + FP) of predictions above `thresholds` (0.5 by default)."
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        if top_k is not None or class_id is not None:
+            raise ValueError("Invalid value for argument `top_k`/`class_id`: rnnbook's precision and recall count "
+                             f"all classes above thresholds; received top_k={top_k!r}, class_id={class_id!r}.")
+        self.init_thresholds = thresholds
+        self.true_positives, self.other = TruePositives(thresholds), self._other(thresholds)
+        self._variables = [self.true_positives.accumulator, self.other.accumulator]
+    def _other(self, thresholds): return FalsePositives(thresholds)
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.true_positives.update_state(y_true, y_pred, sample_weight)
+        self.other.update_state(y_true, y_pred, sample_weight)
+    def result(self):
+        tp, other = np.asarray(self.true_positives.result()), np.asarray(self.other.result())
+        out = np.divide(tp, tp + other, out=np.zeros_like(tp), where=(tp + other) != 0)
+        return out[()] if out.ndim == 0 else out
+    def get_config(self): return {**Metric.get_config(self), 'thresholds': self.init_thresholds, 'top_k': None,
+                                  'class_id': None}
+
+class Recall(Precision):
+    "TP / (TP + FN) of predictions above `thresholds` (0.5 by default)."
+    def _other(self, thresholds): return FalseNegatives(thresholds)
+
+# %% ../nbs/20a_metrics.ipynb 43
 METRIC_CLASSES = {c.__name__: c for c in (Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy,
                                           SparseCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError,
-                                          BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+                                          BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                          TruePositives, TrueNegatives, FalsePositives, FalseNegatives, Precision, Recall)}
 ALL_OBJECTS = {**METRIC_CLASSES, **{snake_case(k): c for k, c in METRIC_CLASSES.items()},
                'mse': MeanSquaredError, 'MSE': MeanSquaredError, 'mae': MeanAbsoluteError, 'MAE': MeanAbsoluteError,
                'bce': BinaryCrossentropy, 'BCE': BinaryCrossentropy}
@@ -281,7 +350,7 @@ def _function(name):
     raise ValueError(f"Unknown metric function: expected one of {sorted({**METRIC_FUNCTIONS, **losses.LOSS_FUNCTIONS})}, "
                      f"received {name!r}.")
 
-# %% ../nbs/20a_metrics.ipynb 41
+# %% ../nbs/20a_metrics.ipynb 46
 def serialize(metric):
     "A metric object's Keras 3 config dict; a function's name; None for None."
     if metric is None: return None
@@ -315,7 +384,7 @@ def get(identifier):
     raise ValueError(f"Could not interpret metric identifier: expected None, a name, a config dict or a callable, "
                      f"received {identifier!r}.")
 
-# %% ../nbs/20a_metrics.ipynb 44
+# %% ../nbs/20a_metrics.ipynb 49
 def _loss_kind(loss):
     "'sparse', 'binary' or None: which cross-entropy `loss` (a name, function or object) is."
     fn = getattr(loss, 'fn', loss)
@@ -340,7 +409,7 @@ def resolve_accuracy(loss=None, y_true_shape=None, y_pred_shape=None, name='accu
     if is_sparse: return SparseCategoricalAccuracy(name=name)
     return CategoricalAccuracy(name=name)
 
-# %% ../nbs/20a_metrics.ipynb 47
+# %% ../nbs/20a_metrics.ipynb 52
 def get_metric(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
     "One entry of `compile(metrics=...)` as a `Metric`, named as Keras names it."
     if identifier is None: raise ValueError("Expected metric, received `None`")

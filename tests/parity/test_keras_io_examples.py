@@ -276,8 +276,6 @@ def test_active_learning_as_written_uses_the_alias_GlobalMaxPool1D():
     assert r.count_params() == k.count_params()
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="rnnbook.metrics lacks FalseNegatives and FalsePositives, which the example compiles with")
 def test_active_learning_as_written_compiles_with_false_negatives_and_positives():
     k, r = copied(review_classifier, dropout=0.0, **SMALL_REVIEWS)
     same_training(k, r, lambda lib: dict(loss="binary_crossentropy", optimizer="rmsprop",
