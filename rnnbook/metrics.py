@@ -293,8 +293,8 @@ def _confusion(cell, y_true, y_pred, sample_weight, thresholds):
     t = _host(_plain(y_true)).astype(bool)
     p = _host(_plain(y_pred)).astype(float)
     t = np.broadcast_to(t, p.shape)
-    w = np.ones(p.shape) if sample_weight is None else np.broadcast_to(_host(_plain(sample_weight)).astype(float).reshape(
-        _host(_plain(sample_weight)).shape + (1,) * (p.ndim - np.ndim(_host(_plain(sample_weight))))), p.shape)
+    w = np.ones(()) if sample_weight is None else _host(_plain(sample_weight)).astype(float)
+    w = np.broadcast_to(w.reshape(w.shape + (1,) * (p.ndim - w.ndim)), p.shape)      # (B,) weights per sample
     out = []
     for th in thresholds:
         pos = p > th

@@ -75,22 +75,7 @@ def test_pad_sequences_errors():
 
 # ---------------------------------------------------------------- timeseries_dataset_from_array
 
-class _GrainData:
-    "What Keras' grain path calls on a dataset, over a plain list."
-    def __init__(self, items): self.items = list(items)
-    @classmethod
-    def source(cls, items): return cls(items)
-    def to_iter_dataset(self): return self
-    def batch(self, n, batch_fn):
-        return _GrainData(batch_fn(self.items[i:i + n]) for i in range(0, len(self.items), n))
-    def __iter__(self): return iter(self.items)
-
-
-class _Grain:
-    MapDataset = _GrainData
-    class experimental:
-        @staticmethod
-        def ZipMapDataset(datasets): return _GrainData(zip(*[d.items for d in datasets]))
+from fake_grain import Grain as _Grain                      # tests/fakes: Keras' grain path, over lists
 
 
 def keras_windows(monkeypatch, *args, **kwargs):

@@ -496,27 +496,7 @@ def test_lstm_character_level_text_generation():
 # ---------------------------------------------------------------------------------------------------------------
 # timeseries_weather_forecasting
 # ---------------------------------------------------------------------------------------------------------------
-class _GrainData:
-    "What Keras' grain path calls on a dataset, over a plain list (no tensorflow here; see test_data_callbacks)."
-    def __init__(self, items): self.items = list(items)
-
-    @classmethod
-    def source(cls, items): return cls(items)
-
-    def to_iter_dataset(self): return self
-
-    def batch(self, n, batch_fn):
-        return _GrainData(batch_fn(self.items[i:i + n]) for i in range(0, len(self.items), n))
-
-    def __iter__(self): return iter(self.items)
-
-
-class _Grain:
-    MapDataset = _GrainData
-
-    class experimental:
-        @staticmethod
-        def ZipMapDataset(datasets): return _GrainData(zip(*[d.items for d in datasets]))
+from fake_grain import Grain as _Grain                      # tests/fakes: Keras' grain path, over lists
 
 
 def weather_model(lib, sequence_length=120, num_features=7, units=32):
