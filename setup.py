@@ -7,8 +7,11 @@ cfg.read('settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 
 requirements = cfg.get('requirements', '').split()
-dev_requirements = cfg.get('dev_requirements', '').split()
-gpu_requirements = cfg.get('gpu_requirements', '').split()
+# Extras by purpose: `docs` runs the tour and builds the site (no torch, Keras or NVIDIA packages), `test` adds the
+# test stack (Keras 3 and PyTorch's CPU build for parity, cuDNN's headers and library, Voila and Playwright for the
+# browser tests), `gpu` CuPy and cuDNN for CUDA 13, `dev` all of them.
+extras = {k: cfg.get(f'{k}_requirements', '').split() for k in ('docs', 'test', 'gpu')}
+extras['dev'] = list(dict.fromkeys(r for k in ('docs', 'test', 'gpu') for r in extras[k]))
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -24,7 +27,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'gpu': gpu_requirements},
+    extras_require=extras,
     entry_points={'console_scripts': ['rnnbook_demo=rnnbook.demo:main'],
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

@@ -4,7 +4,7 @@
 Usage::
 
     python bench/bench_conv.py [--quick] [--json results.json] [--configs 0,2]
-                               [--repeats N] [--min-repeat-s S]
+                               [--repeats N] [--min-repeat-s S] [--clock wall|cpu]
 
 For every configuration (layer, batch, spatial size, channels, filters, kernel, padding) the script
 
@@ -13,7 +13,7 @@ For every configuration (layer, batch, spatial size, channels, filters, kernel, 
    (kernel transposed to torch's ``(F, C, *k)``; torch gets the input channels first, its own layout, converted
    once before timing, as a torch user's data would already be),
 3. checks that the three outputs agree (``atol=1e-4``),
-4. times, median seconds per call:
+4. times, median seconds per call (``--clock cpu``: CPU seconds of the process instead of elapsed ones):
    * ``forward``: inference (torch and Keras inside ``torch.inference_mode()``, rnnbook on NumPy arrays);
    * ``train``: one training step, forward + loss ``mean(y**2)`` + gradients of kernel and bias + an SGD update
      (rnnbook under ``rb.GradientTape``, torch and Keras with torch autograd),
@@ -136,7 +136,10 @@ def build_rnnbook(name, weights, x, padding):
 BUILDERS = {"rnnbook": build_rnnbook, "torch": build_torch, "keras": build_keras}
 
 
-def time_fn(fn, repeats, warmup, min_repeat_s):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_fn(fn, repeats, warmup, min_repeat_s, clock=time.perf_counter):
     "Median seconds per call: after `warmup` calls, `repeats` repeats of `inner` calls lasting >= `min_repeat_s`."
     for _ in range(warmup):
         fn()
@@ -145,10 +148,10 @@ def time_fn(fn, repeats, warmup, min_repeat_s):
     inner = min(1000, max(1, int(np.ceil(min_repeat_s / max(time.perf_counter() - t0, 1e-9)))))
     per_call = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(inner):
             fn()
-        per_call.append((time.perf_counter() - t0) / inner)
+        per_call.append((clock() - t0) / inner)
     return {"median_s": statistics.median(per_call), "min_s": min(per_call), "repeats": repeats, "inner": inner}
 
 
@@ -167,6 +170,9 @@ def parse_args(argv=None):
     p.add_argument("--configs", default=None,
                    help="comma list of indices into " + ", ".join(f"{i}={c}" for i, c in enumerate(CONFIGS)))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall: elapsed time (default); cpu: this process's CPU time (all its threads), which time "
+                        "spent waiting for a core on a loaded machine does not inflate")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)
     args.warmup = args.warmup or (1 if args.quick else 2)
@@ -194,7 +200,8 @@ def run_config(config, args, rng):
     for mode in MODES:
         for lib in LIBS:
             time.sleep(args.switch_sleep)
-            times[mode][lib] = time_fn(fns[lib][mode], args.repeats, args.warmup, args.min_repeat_s)
+            times[mode][lib] = time_fn(fns[lib][mode], args.repeats, args.warmup, args.min_repeat_s,
+                                       CLOCKS[args.clock])
     return {"config": config, "max_abs_diff": diffs, "times": times}
 
 
@@ -204,7 +211,8 @@ def main(argv=None):
     assert keras.backend.backend() == "torch", keras.backend.backend()
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "keras": keras.__version__, "repeats": args.repeats, "min_repeat_s": args.min_repeat_s}
+            "keras": keras.__version__, "repeats": args.repeats, "min_repeat_s": args.min_repeat_s,
+            "clock": args.clock}
     print("Environment: " + ", ".join(f"{k}={v}" for k, v in info.items()) + "\n")
     rng = np.random.default_rng(args.seed)
     results = []

@@ -6,6 +6,7 @@ Usage::
     python bench/bench_rnn.py [--quick] [--json results.json]
                               [--cells lstm,gru,simplernn] [--configs 0,2]
                               [--last] [--no-keras] [--no-torch] [--no-rnnbook]
+                              [--threads N] [--clock wall|cpu]
 
 For every (batch, time, features, units) configuration and every cell type the
 script
@@ -15,8 +16,10 @@ script
    (``set_weights``) and the matching ``torch.nn`` module (converted with the
    ``rnnbook.utils.torch_weights``),
 3. checks that the three outputs agree (``atol=1e-4``) on the benchmark input,
-4. times forward inference (float32, CPU) of each library and reports the
-   median seconds per call and the ratios rnnbook/torch and rnnbook/keras.
+4. times forward inference (float32, CPU) of each library, **interleaved**: each
+   repeat times every library once, one after the other, so that a change in the
+   machine's load hits all of them alike; it reports the median seconds per call
+   and, for rnnbook/torch and rnnbook/keras, the median of the per-repeat ratios.
 
 torch runs inside ``torch.inference_mode()``; the Keras layer is called eagerly
 inside ``torch.inference_mode()`` (falling back to ``torch.no_grad()`` if Keras
@@ -49,8 +52,28 @@ if os.environ.get("KERAS_BACKEND", "torch") != "torch":
     )
 os.environ["KERAS_BACKEND"] = "torch"
 
+
+def _threads_from_argv(argv):
+    """``--threads N`` as an int, read before NumPy and torch start their thread pools (None: their default)."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return None
+
+
+THREADS = _threads_from_argv(sys.argv)
+if THREADS is not None:  # OpenBLAS reads these when NumPy loads it; torch's pool is set below
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(THREADS)
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+if THREADS is not None:
+    torch.set_num_threads(THREADS)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 # (batch, time, features, units)
 CONFIGS = [
@@ -218,6 +241,44 @@ def time_fn(fn, repeats, warmup, min_repeat_s):
     }
 
 
+def time_interleaved(fns, repeats, warmup, min_repeat_s, switch_sleep=0.25, clock=time.perf_counter):
+    """``{name: time_fn-like record}`` for the callables ``fns``, timed in turns.
+
+    Every repeat times each callable once (``inner`` calls, sized per callable
+    as in ``time_fn``), sleeping ``switch_sleep`` seconds before each, so that
+    the ratio of two callables can be read repeat by repeat (``ratio``).
+    ``clock=time.process_time`` counts the CPU time of the process instead of
+    wall time: with one thread per library, time the process waited for a core
+    taken by other work is then left out.
+    """
+    inner = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t0 = time.perf_counter()
+        fn()
+        one = time.perf_counter() - t0
+        inner[name] = min(1000, max(1, int(np.ceil(min_repeat_s / max(one, 1e-9)))))
+    per_call = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            time.sleep(switch_sleep)
+            t0 = clock()
+            for _ in range(inner[name]):
+                fn()
+            per_call[name].append((clock() - t0) / inner[name])
+    return {name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v),
+                   "repeats": repeats, "inner": inner[name], "all_s": v}
+            for name, v in per_call.items()}
+
+
+def ratio(times, a, b):
+    """Median over repeats of ``a``'s time over ``b``'s in the same repeat (None if either is missing)."""
+    if a not in times or b not in times:
+        return None
+    return statistics.median(x / y for x, y in zip(times[a]["all_s"], times[b]["all_s"]))
+
+
 # --------------------------------------------------------------------------
 # Environment info
 # --------------------------------------------------------------------------
@@ -309,7 +370,7 @@ def parse_args(argv=None):
                    help="min duration of one repeat; fast calls are looped "
                         "(default 0.05, quick 0.02)")
     p.add_argument("--switch-sleep", type=float, default=0.25,
-                   help="seconds to sleep when switching library")
+                   help="seconds to sleep before each library's turn")
     p.add_argument("--cells", default=",".join(CELLS),
                    help="comma list of LSTM,GRU,SimpleRNN (case-insensitive)")
     p.add_argument("--configs", default=None,
@@ -318,6 +379,12 @@ def parse_args(argv=None):
     p.add_argument("--last", action="store_true",
                    help="return_sequences=False (compare/time last output only)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for NumPy's BLAS and torch (default: their own, "
+                        "all cores); read before they start")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time, or the process's CPU time (meaningful with "
+                        "--threads 1 on a machine busy with other work)")
     for lib in LIBS:
         p.add_argument(f"--no-{lib}", action="store_true", help=f"skip {lib}")
     args = p.parse_args(argv)
@@ -373,7 +440,8 @@ def main(argv=None):
         pass
     info.update(quick=args.quick, repeats=args.repeats, warmup=args.warmup,
                 min_repeat_s=args.min_repeat_s, switch_sleep=args.switch_sleep,
-                return_sequences=not args.last, libs=libs)
+                return_sequences=not args.last, libs=libs, clock=args.clock,
+                threads=args.threads, load_average=os.getloadavg())
     print_env(info)
 
     results = []
@@ -409,11 +477,11 @@ def main(argv=None):
                     if not d <= ATOL:
                         raise AssertionError(
                             f"{lib} vs {ref_lib}: max |diff| = {d:.3g} > {ATOL}")
-                # timing
+                # timing, the libraries in turns within every repeat
+                rec["times"] = time_interleaved(
+                    fns, args.repeats, args.warmup, args.min_repeat_s,
+                    args.switch_sleep, CLOCKS[args.clock])
                 for lib in libs:
-                    time.sleep(args.switch_sleep)
-                    rec["times"][lib] = time_fn(
-                        fns[lib], args.repeats, args.warmup, args.min_repeat_s)
                     print(f"    {lib:8s} {fmt_s(rec['times'][lib]['median_s'])}"
                           f"  (x{rec['times'][lib]['inner']} calls/repeat)",
                           flush=True)
@@ -422,12 +490,8 @@ def main(argv=None):
                 failures.append((tag, rec["error"]))
                 print(f"    FAILED: {rec['error']}")
                 traceback.print_exc(limit=4)
-            med = {k: v["median_s"] for k, v in rec["times"].items()}
-            rb = med.get("rnnbook")
-            rec["ratio_rnnbook_torch"] = (rb / med["torch"]
-                                          if rb and med.get("torch") else None)
-            rec["ratio_rnnbook_keras"] = (rb / med["keras"]
-                                          if rb and med.get("keras") else None)
+            rec["ratio_rnnbook_torch"] = ratio(rec["times"], "rnnbook", "torch")
+            rec["ratio_rnnbook_keras"] = ratio(rec["times"], "rnnbook", "keras")
             results.append(rec)
 
     # table
@@ -451,7 +515,8 @@ def main(argv=None):
         if r["error"]:
             line += f"  ERROR: {r['error'][:80]}"
         print(line)
-    print("(ratios > 1 mean rnnbook is slower)")
+    print("(ratios: median over repeats of rnnbook's time over the peer's in the same repeat; > 1: rnnbook "
+          "is slower)")
 
     if args.json:
         d = os.path.dirname(os.path.abspath(args.json))

@@ -4,14 +4,16 @@
 Usage::
 
     python bench/bench_train.py [--quick] [--cells LSTM,GRU,SimpleRNN] [--configs 0,1] [--json out.json]
+                                [--threads N] [--clock wall|cpu]
 
-For each (batch, time, features, units) configuration of the forward benchmark (bench_rnn.py) and each cell,
-the three libraries start from the same weights and the same batch, take one step of
+For each (batch, time, features, units) configuration (``CONFIGS`` below: 0 and 1 are the shapes of issue 19's
+targets) and each cell, the three libraries start from the same weights and the same batch, take one step of
 ``loss = mean((layer(x) - y)**2)`` with ``Adam(1e-3)`` (return_sequences=True), and the script checks that the
 updated weights agree (atol 1e-4) before timing the step. rnnbook runs ``rb.GradientTape`` +
 ``rb.optimizers.Adam``; torch ``nn.LSTM/GRU/RNN`` + ``torch.optim.Adam`` (CPU, float32); Keras a one-layer
-``Sequential`` compiled with ``adam``/``mse`` and ``train_on_batch`` (torch backend). Medians of repeats and
-the ratios rnnbook/torch and rnnbook/keras are printed; machines are noisy, so read ratios from one run.
+``Sequential`` compiled with ``adam``/``mse`` and ``train_on_batch`` (torch backend). The libraries are timed in
+turns within every repeat (``bench_rnn.time_interleaved``); the medians of the repeats and the medians of the
+per-repeat ratios rnnbook/torch and rnnbook/keras are printed: machines are noisy, so read ratios, not times.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 if os.environ["KERAS_BACKEND"] != "torch":
     sys.exit("this benchmark needs KERAS_BACKEND=torch (or unset)")
 
+from bench_rnn import THREADS, CLOCKS, time_interleaved, ratio, make_keras_weights, load_torch_params  # noqa: E402,I001
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import rnnbook as rb  # noqa: E402
-from bench_rnn import CONFIGS, time_fn, make_keras_weights, load_torch_params  # noqa: E402
 
 LR = 1e-3
+# (batch, time, features, units); 0 and 1 are the shapes of the training targets of issue 19
+CONFIGS = [(64, 100, 64, 128), (32, 50, 32, 256), (64, 100, 128, 512), (32, 28, 28, 64)]
 
 
 def rnnbook_step(cell, units, weights, x, y):
@@ -84,17 +87,23 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--cells", default="LSTM,GRU,SimpleRNN")
-    p.add_argument("--configs", default=None, help="comma list of indices into bench_rnn.CONFIGS")
+    p.add_argument("--configs", default=None, help="comma list of indices into " + ", ".join(
+        f"{i}={c}" for i, c in enumerate(CONFIGS)))
     p.add_argument("--no-keras", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--threads", type=int, default=THREADS,
+                   help="threads for NumPy's BLAS and torch (read before they start, see bench_rnn.py)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall or process CPU time")
     a = p.parse_args(argv)
-    configs = [CONFIGS[int(i)] for i in a.configs.split(",")] if a.configs else CONFIGS[:3]
+    configs = [CONFIGS[int(i)] for i in a.configs.split(",")] if a.configs else CONFIGS
     repeats = 3 if a.quick else a.repeats
     builders = {"rnnbook": rnnbook_step, "torch": torch_step}
     if not a.no_keras:
         builders["keras"] = keras_step
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"one Adam step of mean((layer(x) - y)^2); median of {repeats}\n")
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"{a.clock} clock, load average {os.getloadavg()[0]:.1f}; "
+          f"one Adam step of mean((layer(x) - y)^2); median of {repeats}, libraries in turns, "
+          "ratios: median of the per-repeat ratios\n")
     rows = []
     for B, T, F, U in configs:
         for cell in a.cells.split(","):
@@ -115,11 +124,10 @@ def main(argv=None):
             err = max(errs.values())
             if err > 1e-4:
                 raise AssertionError(f"{cell} {(B, T, F, U)}: weights after one step differ by {errs}")
-            times = {}
-            for lib, (step, _) in steps.items():
-                time.sleep(0.25)
-                times[lib] = time_fn(step, repeats, warmup=1, min_repeat_s=0.05)["median_s"]
-            ratios = {f"rnnbook/{lib}": times["rnnbook"] / t for lib, t in times.items() if lib != "rnnbook"}
+            timed = time_interleaved({lib: step for lib, (step, _) in steps.items()}, repeats, warmup=1,
+                                     min_repeat_s=0.05, clock=CLOCKS[a.clock])
+            times = {lib: t["median_s"] for lib, t in timed.items()}
+            ratios = {f"rnnbook/{lib}": ratio(timed, "rnnbook", lib) for lib in times if lib != "rnnbook"}
             rows.append({"cell": cell, "B": B, "T": T, "F": F, "U": U, **{f"{k}_s": v for k, v in times.items()},
                          **ratios, "weights_agree_to": err})
             print(f"{cell:9s} B={B:3d} T={T:4d} F={F:4d} U={U:4d}  " +

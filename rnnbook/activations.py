@@ -12,32 +12,104 @@ import math
 import numpy as np
 from .backend import array_module, unwrap
 from .ops import primitive, defvjp, tanh, sigmoid, relu
+from .argdocs import document
 
 # %% ../nbs/02_activations.ipynb 6
 def _xp(x): return array_module(x)
 def _c(x, v): return x.dtype.type(v) if getattr(x, 'dtype', None) is not None and x.dtype.kind == 'f' else v
 
+_ARGS = {   # the arguments the activations share
+    'x': ('array', 'Input: a NumPy or CuPy array (or a `Variable`); the result has its dtype.'),
+    'axis': ('int', 'Axis along which the values are normalised.'),
+}
+
 @primitive
 def linear(x):
-    "The identity, `a(x) = x` (what `None` means)."
+    """The identity, `a(x) = x` (what `None` means).
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        x = np.array([-1., 2.])
+        assert (rb.activations.linear(x) == x).all()
+        ```
+    """
     return unwrap(x)
 
 @primitive
 def hard_sigmoid(x):
-    "Piecewise-linear sigmoid, Keras 3 formula `relu6(x + 3) / 6`."
+    """Piecewise-linear sigmoid, Keras 3 formula `relu6(x + 3) / 6`.
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.hard_sigmoid(np.array([-4., 0., 1.5, 4.]))
+        assert np.allclose(y, [0., 0.5, 0.75, 1.])
+        ```
+    """
     x = unwrap(x)
     return _xp(x).clip(x / _c(x, 6.) + _c(x, .5), 0, 1).astype(x.dtype, copy=False)
 
-@primitive
-def relu6(x): x = unwrap(x); return _xp(x).clip(x, 0, 6).astype(x.dtype, copy=False)
-
-@primitive
-def leaky_relu(x, negative_slope=0.2): x = unwrap(x); return _xp(x).where(x > 0, x, _c(x, negative_slope) * x)
-
+for _f in (linear, hard_sigmoid): document(_f, **_ARGS)
 
 # %% ../nbs/02_activations.ipynb 9
 @primitive
+def relu6(x):
+    """The rectified linear unit capped at 6, `min(max(x, 0), 6)`.
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.relu6(np.array([-1., 3., 8.]))
+        assert (y == [0., 3., 6.]).all()
+        ```
+    """
+    x = unwrap(x)
+    return _xp(x).clip(x, 0, 6).astype(x.dtype, copy=False)
+
+@primitive
+def leaky_relu(x, negative_slope=0.2):
+    """`x` where it is positive, `negative_slope * x` elsewhere.
+
+    {args}
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.leaky_relu(np.array([-2., 3.]), negative_slope=0.1)
+        assert np.allclose(y, [-0.2, 3.])
+        ```
+    """
+    x = unwrap(x)
+    return _xp(x).where(x > 0, x, _c(x, negative_slope) * x)
+
+document(relu6, **_ARGS)
+document(leaky_relu, **_ARGS, negative_slope=('float', 'Slope for negative inputs.'))
+
+# %% ../nbs/02_activations.ipynb 12
+@primitive
 def elu(x, alpha=1.0):
+    """Exponential linear unit: `x` for `x > 0`, `alpha * (exp(x) - 1)` below.
+
+    {args}
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.elu(np.array([-50., 2.]), alpha=0.5)
+        assert np.allclose(y, [-0.5, 2.])
+        ```
+    """
     x = unwrap(x); xp = _xp(x)
     return xp.where(x > 0, x, _c(x, alpha) * xp.expm1(xp.minimum(x, 0)))
 
@@ -45,35 +117,107 @@ SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805   # Klambauer et
 
 @primitive
 def selu(x):
+    """Scaled exponential linear unit: `SELU_SCALE * elu(x, SELU_ALPHA)`, self-normalising.
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.selu(np.array([-50., 1.]))
+        assert np.allclose(y, [-1.7581, 1.0507], atol=1e-4)
+        ```
+    """
     x = unwrap(x); xp = _xp(x)
     alpha, scale = _c(x, SELU_ALPHA), _c(x, SELU_SCALE)
     return scale * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
 
+document(elu, **_ARGS, alpha=('float', 'Value the output tends to, negated, for large negative inputs.'))
+document(selu, **_ARGS)
 
-# %% ../nbs/02_activations.ipynb 12
+# %% ../nbs/02_activations.ipynb 15
 @primitive
 def softplus(x):
-    "`log(1 + exp(x))`, computed without overflow."
+    """`log(1 + exp(x))`, computed without overflow.
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.softplus(np.array([0., 1000.]))
+        assert np.allclose(y, [np.log(2.), 1000.])
+        ```
+    """
     x = unwrap(x); return _xp(x).logaddexp(_c(x, 0.), x)
 
 @primitive
-def softsign(x): x = unwrap(x); return x / (_c(x, 1.) + _xp(x).abs(x))
+def softsign(x):
+    """`x / (1 + |x|)`, a squashing into `(-1, 1)` with polynomial tails.
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.softsign(np.array([-1., 3.]))
+        assert np.allclose(y, [-0.5, 0.75])
+        ```
+    """
+    x = unwrap(x); return x / (_c(x, 1.) + _xp(x).abs(x))
 
 @primitive
-def exponential(x): x = unwrap(x); return _xp(x).exp(x)
+def exponential(x):
+    """`exp(x)`.
 
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        assert np.allclose(rb.activations.exponential(np.array([0., 1.])), [1., np.e])
+        ```
+    """
+    x = unwrap(x); return _xp(x).exp(x)
+
+for _f in (softplus, softsign, exponential): document(_f, **_ARGS)
+
+# %% ../nbs/02_activations.ipynb 18
 @primitive
 def swish(x):
-    "`x * sigmoid(x)` (also called silu)."
+    """`x * sigmoid(x)` (also called silu).
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.swish(np.array([0., 2.]))
+        assert np.allclose(y, [0., 2. / (1. + np.exp(-2.))])
+        ```
+    """
     x = unwrap(x); return x * sigmoid.raw(x)
 
 silu = swish
 
 @primitive
-def mish(x): x = unwrap(x); return x * _xp(x).tanh(softplus.raw(x))
+def mish(x):
+    """`x * tanh(softplus(x))`, a smooth non-monotonic unit.
 
+    Returns:
+        Array of `x`'s shape and dtype.
 
-# %% ../nbs/02_activations.ipynb 15
+    Example:
+        ```python
+        y = rb.activations.mish(np.array([0., 1.]))
+        assert np.allclose(y, [0., np.tanh(np.log1p(np.e))])
+        ```
+    """
+    x = unwrap(x); return x * _xp(x).tanh(softplus.raw(x))
+
+for _f in (swish, mish): document(_f, **_ARGS)
+
+# %% ../nbs/02_activations.ipynb 21
 def _erf(x):
     xp = _xp(x)
     if xp is np: return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
@@ -82,35 +226,89 @@ def _erf(x):
 
 @primitive
 def gelu(x, approximate=False):
-    "Gaussian error linear unit: exact erf form by default (Keras 3), tanh form with `approximate=True`."
+    """Gaussian error linear unit: exact erf form by default (Keras 3), tanh form with `approximate=True`.
+
+    {args}
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        x = np.array([-1., 0., 1.5])
+        assert np.allclose(rb.activations.gelu(x), rb.activations.gelu(x, True), atol=1e-3)
+        ```
+    """
     x = unwrap(x); xp = _xp(x)
     if approximate:
         return _c(x, .5) * x * (_c(x, 1.) + xp.tanh(_c(x, math.sqrt(2 / math.pi)) * (x + _c(x, 0.044715) * x ** 3)))
     return _c(x, .5) * x * (_c(x, 1.) + _erf(x / _c(x, math.sqrt(2.))))
 
+document(gelu, **_ARGS, approximate=('bool', "Use the tanh approximation "
+                                     "`0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` instead of erf."))
 
-# %% ../nbs/02_activations.ipynb 18
+# %% ../nbs/02_activations.ipynb 24
 @primitive
 def softmax(x, axis=-1):
-    "Normalised exponentials along `axis` (max-shifted, no overflow)."
+    """Normalised exponentials along `axis` (max-shifted, no overflow).
+
+    {args}
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        y = rb.activations.softmax(np.array([[1., 2., 3.], [1e3, 1e3, 1e3]]))
+        assert np.allclose(y.sum(axis=-1), 1.) and np.allclose(y[1], 1 / 3)
+        ```
+    """
     x = unwrap(x); xp = _xp(x)
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 @primitive
 def log_softmax(x, axis=-1):
+    """`log(softmax(x))` along `axis`, computed from the max-shifted input (no overflow, no `log(0)`).
+
+    {args}
+
+    Returns:
+        Array of `x`'s shape and dtype.
+
+    Example:
+        ```python
+        x = np.array([[1., 2., 3.]])
+        assert np.allclose(rb.activations.log_softmax(x), np.log(rb.activations.softmax(x)))
+        ```
+    """
     x = unwrap(x); xp = _xp(x)
     s = x - xp.max(x, axis=axis, keepdims=True)
     return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
 
+for _f in (softmax, log_softmax): document(_f, **_ARGS)
 
-# %% ../nbs/02_activations.ipynb 22
+# %% ../nbs/02_activations.ipynb 28
 ACTIVATIONS = {f.__name__: f for f in (tanh, sigmoid, relu, linear, hard_sigmoid, softmax, elu, selu, softplus,
                                        softsign, swish, gelu, exponential, leaky_relu, relu6, mish, log_softmax)}
 ACTIVATIONS['silu'] = swish
 
 def get(identifier):
-    "The activation function for a name, callable, config dict or None."
+    """The activation function for a name, callable, config dict or None.
+
+    Args:
+        identifier (str, dict, callable or None): A name (`'tanh'`, `'silu'`...), a Keras config dict (its
+            `config` or `class_name` is the name), a callable (returned as it is), or `None` for `linear`.
+
+    Returns:
+        callable: The activation. Raises `ValueError` for an unknown name, listing the known ones.
+
+    Example:
+        ```python
+        assert rb.activations.get('relu6') is rb.activations.relu6
+        assert rb.activations.get(None) is rb.activations.linear
+        ```
+    """
     if identifier is None: return linear
     if isinstance(identifier, dict): identifier = identifier.get('config', identifier.get('class_name'))
     if isinstance(identifier, str):
@@ -121,12 +319,24 @@ def get(identifier):
     raise ValueError(f"Could not interpret activation: expected a name, a callable or None, received {identifier!r}.")
 
 def serialize(activation):
-    "The name of a built-in activation (as Keras' `get_config` stores it), else the callable's name."
+    """The name of a built-in activation (as Keras' `get_config` stores it), else the callable's name.
+
+    Args:
+        activation (callable): The activation function.
+
+    Returns:
+        str: Its name (`'swish'` for `silu`); `get` reads it back.
+
+    Example:
+        ```python
+        assert rb.activations.serialize(rb.activations.get('silu')) == 'swish'
+        ```
+    """
     for name, fn in ACTIVATIONS.items():
         if fn is activation and name != 'silu': return name
     return getattr(activation, '__name__', repr(activation))
 
-# %% ../nbs/02_activations.ipynb 25
+# %% ../nbs/02_activations.ipynb 31
 def _sigmoid_grad(x):
     s = sigmoid.raw(x)
     return s * (1 - s)
@@ -167,11 +377,28 @@ DERIVATIVES = {   # activation: (computed from the output 'y' or the input 'x', 
 NOT_ELEMENTWISE = (softmax, log_softmax)
 
 def derivative(activation, x=None, y=None, **kwargs):
-    "`activation'` at input `x` (output `y`), computed from whichever of the two `DERIVATIVES` says it reads."
+    """`activation'` at input `x` (output `y`), computed from whichever of the two `DERIVATIVES` says it reads.
+
+    Args:
+        activation (callable): An elementwise activation, a key of `DERIVATIVES` (not `softmax`).
+        x (array or None): The input; needed where `DERIVATIVES[activation][0] == 'x'`. Default: `None`.
+        y (array or None): The output `activation(x)`; needed where it reads `'y'`. Default: `None`.
+        **kwargs: The activation's own arguments (`alpha`, `negative_slope`, `approximate`).
+
+    Returns:
+        Array of `x`'s (or `y`'s) shape: the derivative at each entry.
+
+    Example:
+        ```python
+        tanh = rb.activations.get('tanh')
+        x = np.array([0., 1.])
+        assert np.allclose(rb.activations.derivative(tanh, y=tanh(x)), 1 - np.tanh(x) ** 2)
+        ```
+    """
     reads, fn = DERIVATIVES[activation]
     return fn(y if reads == 'y' else x, **kwargs)
 
-# %% ../nbs/02_activations.ipynb 28
+# %% ../nbs/02_activations.ipynb 34
 def _elementwise_vjp(activation):
     def vjp(g, y, x, **kwargs): return (g * derivative(activation, x, y, **kwargs),)
     return vjp

@@ -12,6 +12,7 @@ from .backend import array_module, unwrap, SeedGenerator
 from .layer import Layer, check_bool, check_rate
 from .merging import _cast_all
 from . import ops, activations
+from .argdocs import document
 
 # %% ../nbs/11b_attention.ipynb 6
 def _describe(inputs):
@@ -40,7 +41,41 @@ def _validate_inputs(layer, inputs, mask=None):
 
 # %% ../nbs/11b_attention.ipynb 9
 class Attention(Layer):
-    "Dot-product attention: each query step reads a softmax-weighted mix of the value steps."
+    r"""Dot-product attention: each query step reads a softmax-weighted mix of the value steps.
+
+    Keras 3's `keras.layers.Attention` (Luong): scores $S = Q K^\top$ (times a learned scalar with
+    `use_scale`), or $S_{ij} = c \sum_d \tanh(s (q_{id} + k_{jd}))$ with `score_mode='concat'`; weights
+    $A = \operatorname{softmax}(S)$ over the value steps; output $A V$.
+
+    {args}
+
+    Call arguments:
+        inputs: list `[query, value]` or `[query, value, key]`: query `(batch, Tq, dim)`, value
+            `(batch, Tv, dim)`, key `(batch, Tv, dim)` (the value when left out).
+        mask: optional list `[query_mask, value_mask]` of booleans `(batch, Tq)` and `(batch, Tv)` (or None
+            entries); set automatically when the inputs carry masks. Masked value steps get no weight;
+            masked query steps give 0.
+        training: bool, whether to apply `dropout` to the attention weights. Default: `False`.
+        return_attention_scores: bool, also return the attention weights `(batch, Tq, Tv)`. Default: `False`.
+        use_causal_mask: bool, hide from query step `i` the value steps `j > i` (a decoder attending to its
+            own outputs). Default: `False`.
+
+    Input shape:
+        query `(batch, Tq, dim)`, value `(batch, Tv, dim)`, key `(batch, Tv, dim)`.
+
+    Output shape:
+        `(batch, Tq, dim)` (with the query's mask), and the weights `(batch, Tq, Tv)` if
+        `return_attention_scores=True`.
+
+    Example:
+        ```python
+        q = np.random.default_rng(0).normal(size=(2, 3, 4)).astype('float32')
+        v = np.random.default_rng(1).normal(size=(2, 5, 4)).astype('float32')
+        y, a = rb.layers.Attention()([q, v], return_attention_scores=True)
+        assert y.shape == (2, 3, 4) and a.shape == (2, 3, 5)
+        assert np.allclose(a.sum(-1), 1, atol=1e-6)
+        ```
+    """
     _real_input = True
     def __init__(self, use_scale=False, score_mode='dot', dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -59,6 +94,12 @@ class Attention(Layer):
         if self.use_scale: self.scale = self.add_weight((), 'ones', name='scale')
         if self.score_mode == 'concat':
             self.concat_score_weight = self.add_weight((), 'ones', name='concat_score_weight')
+
+_DROPOUT = ('float', 'Fraction, between 0 and 1, of the attention weights dropped during training.')
+document(Attention, use_scale=('bool', 'Learn a scalar `scale` that multiplies the scores (starts at 1).'),
+         score_mode=('str', "`'dot'` ($q_i \\cdot k_j$) or `'concat'` (the tanh of sums, weighted by a learned "
+                     "scalar `concat_score_weight`)."),
+         dropout=_DROPOUT)
 
 # %% ../nbs/11b_attention.ipynb 12
 @patch
@@ -128,7 +169,41 @@ def get_config(self: Attention):
 
 # %% ../nbs/11b_attention.ipynb 24
 class AdditiveAttention(Attention):
-    "Additive attention: scores `sum(scale * tanh(query + key))` over the features, then as `Attention`."
+    r"""Additive attention: scores `sum(scale * tanh(query + key))` over the features, then as `Attention`.
+
+    Keras 3's `keras.layers.AdditiveAttention` (Bahdanau): $S_{ij} = \sum_d s_d \tanh(q_{id} + k_{jd})$,
+    with `scale` $s$ a learned vector of `dim` entries (1 without `use_scale`). Weights, masks and output as
+    `Attention`.
+
+    {args}
+
+    Call arguments:
+        inputs: list `[query, value]` or `[query, value, key]`: query `(batch, Tq, dim)`, value
+            `(batch, Tv, dim)`, key `(batch, Tv, dim)` (the value when left out).
+        mask: optional list `[query_mask, value_mask]` of booleans `(batch, Tq)` and `(batch, Tv)` (or None
+            entries); set automatically when the inputs carry masks. Masked value steps get no weight;
+            masked query steps give 0.
+        training: bool, whether to apply `dropout` to the attention weights. Default: `False`.
+        return_attention_scores: bool, also return the attention weights `(batch, Tq, Tv)`. Default: `False`.
+        use_causal_mask: bool, hide from query step `i` the value steps `j > i` (a decoder attending to its
+            own outputs). Default: `False`.
+
+    Input shape:
+        query `(batch, Tq, dim)`, value `(batch, Tv, dim)`, key `(batch, Tv, dim)`.
+
+    Output shape:
+        `(batch, Tq, dim)` (with the query's mask), and the weights `(batch, Tq, Tv)` if
+        `return_attention_scores=True`.
+
+    Example:
+        ```python
+        q = np.random.default_rng(0).normal(size=(2, 3, 4)).astype('float32')
+        v = np.random.default_rng(1).normal(size=(2, 5, 4)).astype('float32')
+        layer = rb.layers.AdditiveAttention()
+        assert layer([q, v]).shape == (2, 3, 4)
+        assert layer.scale.shape == (4,)
+        ```
+    """
     def __init__(self, use_scale=True, dropout=0.0, **kwargs):
         super().__init__(use_scale=use_scale, dropout=dropout, **kwargs)
 
@@ -146,3 +221,8 @@ class AdditiveAttention(Attention):
         config = super().get_config()
         del config['score_mode']
         return config
+
+document(AdditiveAttention,
+         use_scale=('bool', 'Learn the vector `scale` (`dim` entries) that weights the tanh terms.'),
+         dropout=_DROPOUT, kwargs=('dict', "`Attention`'s `seed` (int or None, of the dropout masks) and the base "
+                                   "layer arguments: `name`, `dtype`, `trainable`, `input_shape`."))

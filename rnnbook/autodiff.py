@@ -15,6 +15,7 @@ from .backend import array_module, unwrap, flatten, pack_sequence_as, is_nested,
 from . import ops, activations
 from .ops import defvjp
 from .layer import ArrayOps
+from .argdocs import document
 
 # %% ../nbs/06a_autodiff.ipynb 6
 class Tensor(ArrayOps):
@@ -102,12 +103,47 @@ def record(op, fn, args, kwargs):
     return pack_sequence_as(out, wrapped) if is_nested(out) else wrapped[0]
 
 def stop_gradient(x):
-    "The value of `x` as a plain array: no gradient flows back through it."
+    """The value of `x` as a plain array: no gradient flows back through it.
+
+    Keras 3's `keras.ops.stop_gradient`: inside a `GradientTape`, what is computed from the result is
+    treated as a constant with respect to `x`.
+
+    Returns:
+        The array (or nest of arrays) inside `x`, no longer traced.
+
+    Example:
+        ```python
+        v = rb.Variable(np.array([1., 2.]))
+        with rb.GradientTape() as tape:
+            y = (v * rb.stop_gradient(v)).sum()
+        assert tape.gradient(y, v).tolist() == [1., 2.]
+        ```
+    """
     return map_structure(unwrap, x) if is_nested(x) else unwrap(x)
+
+document(stop_gradient,
+         x=('array or nest', 'A traced value (Variable or tape Tensor), an array, or a list/tuple/dict of them.'))
 
 # %% ../nbs/06a_autodiff.ipynb 18
 class GradientTape:
-    "Record rnnbook ops while open; `gradient(target, sources)` then gives d target / d source for each source."
+    """Record rnnbook ops while open; `gradient(target, sources)` then gives d target / d source for each source.
+
+    TensorFlow's `tf.GradientTape`, the way Keras' guides train on that backend: every `rb.ops` call on a
+    `Variable` (or a watched array) inside the `with` block is recorded, and `gradient` runs the recorded
+    ops' hand-written backward rules in reverse. Methods: `gradient(target, sources, output_gradients=None,
+    unconnected_gradients='zero')`, `watch(x)`, `stop_recording()`.
+
+    {args}
+
+    Example:
+        ```python
+        w = rb.Variable(np.array([[1., 2.], [3., 4.]]))
+        x = np.array([[1., 1.]])
+        with rb.GradientTape() as tape:
+            loss = rb.ops.sum(rb.ops.matmul(x, w))
+        assert tape.gradient(loss, w).tolist() == [[1., 1.], [1., 1.]]
+        ```
+    """
     def __init__(self, persistent=False, watch_accessed_variables=True):
         self.persistent = persistent
         self._used = False
@@ -134,6 +170,8 @@ class _Paused:
     def __enter__(self): self.saved = ops.set_recorder(None)
     def __exit__(self, *exc): ops.set_recorder(self.saved)
 
+document(GradientTape, persistent=('bool', 'Allow several `gradient` calls (a non-persistent tape gives one set).'),
+         watch_accessed_variables=('bool', "Accepted for TensorFlow's signature; Variables are always watched."))
 
 # %% ../nbs/06a_autodiff.ipynb 22
 def _key(t): return ('t', t._node.id, t._index) if getattr(t, '_rb_tensor', False) and t._node is not None else ('v', id(t))
@@ -244,6 +282,7 @@ def check_gradients(f, *args, atol=1e-6, rtol=1e-5, seed=0):
         k += 1
 
 def Variable_(a):
+    "A float64 `Variable` holding `a`: a leaf whose gradient `check_gradients` asks for."
     from rnnbook.layer import Variable
     return Variable(a, dtype='float64')
 

@@ -26,33 +26,92 @@ def cupy_module():
     return _cupy
 
 def is_cupy_array(x) -> bool:
-    "Whether `x` is a CuPy array, checked without importing CuPy."
+    """Whether `x` is a CuPy array, checked without importing CuPy.
+
+    Args:
+        x (any): The value to test.
+    """
     return type(x).__module__.split('.')[0] == 'cupy'
 
 def unwrap(x):
-    "The array inside an `rb.Variable`; anything else unchanged."
+    """The array inside an `rb.Variable`; anything else unchanged.
+
+    Args:
+        x (any): A Variable, an array or any value.
+    """
     return x.value if getattr(x, '_rb_variable', False) else x
 
 def array_module(*xs):
-    "`cupy` if any of `xs` lives on the GPU, else `numpy`."
+    """`cupy` if any of `xs` lives on the GPU, else `numpy`.
+
+    The one place where rnnbook code picks its array library: `xp = array_module(x)`, then `xp.tanh(x)`
+    runs on the device that holds `x`.
+
+    Args:
+        *xs (array): Arrays or Variables (other values are ignored).
+
+    Returns:
+        The module `numpy` or `cupy`.
+
+    Example:
+        ```python
+        assert rb.array_module(np.ones(3)) is np
+        assert rb.array_module(rb.Variable(np.ones(3)), 1.0) is np
+        ```
+    """
     for x in xs:
         if is_cupy_array(unwrap(x)): return cupy_module()
     return np
 
 def to_numpy(x) -> np.ndarray:
-    "A NumPy copy of `x` (from the GPU where needed)."
+    """A NumPy copy of `x` (from the GPU where needed).
+
+    Args:
+        x (array): A NumPy or CuPy array, a Variable, a number or a list.
+
+    Returns:
+        A new `np.ndarray`.
+
+    Example:
+        ```python
+        v = rb.Variable(np.arange(3.))
+        a = rb.to_numpy(v)
+        assert isinstance(a, np.ndarray) and a.tolist() == [0., 1., 2.]
+        ```
+    """
     x = unwrap(x)
     if is_cupy_array(x): return x.get()
     return np.array(x)
 
 # %% ../nbs/00_backend.ipynb 10
 def device_of(x) -> str:
-    "`'cpu'` for NumPy data, `'gpu:N'` for CuPy data on card N."
+    """`'cpu'` for NumPy data, `'gpu:N'` for CuPy data on card N.
+
+    Args:
+        x (array): An array or a Variable.
+    """
     x = unwrap(x)
     return f"gpu:{x.device.id}" if is_cupy_array(x) else 'cpu'
 
 def to_device(x, device='cpu'):
-    "Copy array `x` to `device` (`'cpu'`, `'gpu'` or `'gpu:N'`); no copy when it is already there."
+    """Copy array `x` to `device` (`'cpu'`, `'gpu'` or `'gpu:N'`); no copy when it is already there.
+
+    Args:
+        x (array): A NumPy or CuPy array, or a Variable (its value is copied).
+        device (str): `'cpu'`, `'gpu'` (card 0) or `'gpu:N'`; the GPU needs CuPy. Default: `'cpu'`.
+
+    Returns:
+        A NumPy array for `'cpu'`, a CuPy array on card N otherwise.
+
+    Raises:
+        ValueError: for another `device`; ImportError when a GPU is asked for without CuPy.
+
+    Example:
+        ```python
+        x = np.ones(3)
+        assert rb.to_device(x, 'cpu') is x
+        ```
+    """
     x = unwrap(x)
     if not isinstance(device, str) or not (device == 'cpu' or device.split(':')[0] == 'gpu'):
         raise ValueError(f"Invalid value for argument `device`: expected 'cpu', 'gpu' or 'gpu:N', received {device!r}.")
@@ -82,7 +141,12 @@ def _policy_dtype(dtype):
 _FLOATX = 'float32'
 
 def standardize_dtype(dtype=None) -> str:
-    "A dtype's canonical name (`'float32'`, ...); `None`: `floatx()`; a Keras dtype policy: its weights' dtype."
+    """A dtype's canonical name (`'float32'`, ...); `None`: `floatx()`; a Keras dtype policy: its weights' dtype.
+
+    Args:
+        dtype (str, np.dtype, dict or None): A NumPy dtype or name, a Keras dtype policy (object or config),
+            or None. Default: `None`.
+    """
     if dtype is None: return _FLOATX
     dtype = _policy_dtype(dtype)
     if hasattr(dtype, 'name') and not isinstance(dtype, np.dtype): dtype = dtype.name  # e.g. a dtype policy
@@ -90,21 +154,62 @@ def standardize_dtype(dtype=None) -> str:
     except TypeError: raise ValueError(f"Invalid dtype: expected a NumPy dtype name such as 'float32', received {dtype!r}.")
 
 def floatx() -> str:
-    "The default float dtype of weights (`'float32'` unless changed with `set_floatx`)."
+    """The default float dtype of weights (`'float32'` unless changed with `set_floatx`).
+
+    Keras' `keras.config.floatx()`: the dtype of the weights of a layer made without `dtype`.
+
+    Returns:
+        `'float16'`, `'float32'` or `'float64'`.
+
+    Example:
+        ```python
+        assert rb.floatx() == 'float32'
+        ```
+    """
     return _FLOATX
 
 def set_floatx(value):
-    "Set the default float dtype of new weights: `'float16'`, `'float32'` or `'float64'`."
+    """Set the default float dtype of new weights: `'float16'`, `'float32'` or `'float64'`.
+
+    Keras' `keras.config.set_floatx`; layers made afterwards without `dtype` use it.
+
+    Args:
+        value (str or np.dtype): `'float16'`, `'float32'` or `'float64'`.
+
+    Raises:
+        ValueError: for another dtype.
+
+    Example:
+        ```python
+        before = rb.floatx()
+        rb.set_floatx('float64')
+        try:
+            assert rb.layers.Dense(2)(np.ones((1, 3))).dtype == np.float64
+        finally:
+            rb.set_floatx(before)
+        ```
+    """
     global _FLOATX
     name = standardize_dtype(value)
     if name not in ('float16', 'float32', 'float64'):
         raise ValueError(f"Unknown `floatx` value: expected one of 'float16', 'float32', 'float64', received {value!r}.")
     _FLOATX = name
 
-def is_float_dtype(dtype) -> bool: return np.dtype(dtype).kind == 'f'
+def is_float_dtype(dtype) -> bool:
+    """Whether `dtype` is a floating dtype.
+
+    Args:
+        dtype (str or np.dtype): A NumPy dtype or its name.
+    """
+    return np.dtype(dtype).kind == 'f'
 
 def compute_dtype(input_dtype, weight_dtype) -> str:
-    "The dtype a layer computes in: the wider of a floating input and the weights; the weights' for other inputs."
+    """The dtype a layer computes in: the wider of a floating input and the weights; the weights' for other inputs.
+
+    Args:
+        input_dtype (str or np.dtype): The input's dtype.
+        weight_dtype (str or np.dtype): The layer's weights' dtype.
+    """
     if is_float_dtype(input_dtype): return np.result_type(input_dtype, weight_dtype).name
     return np.dtype(weight_dtype).name
 
@@ -112,37 +217,77 @@ def compute_dtype(input_dtype, weight_dtype) -> str:
 _global_rng = np.random.default_rng()
 
 def set_seed(seed: int):
-    "Restart the global random stream: the same seed gives the same unseeded weights and dropout masks."
+    """Restart the global random stream: the same seed gives the same unseeded weights and dropout masks.
+
+    Keras' `keras.utils.set_random_seed` for rnnbook's own generator (NumPy's and Python's are left alone).
+
+    Args:
+        seed (int): A non-negative integer.
+
+    Raises:
+        ValueError: for another value.
+
+    Example:
+        ```python
+        rb.set_seed(0)
+        w1 = rb.layers.Dense(3)(np.ones((1, 2)))
+        rb.set_seed(0)
+        assert np.array_equal(w1, rb.layers.Dense(3)(np.ones((1, 2))))
+        ```
+    """
     global _global_rng
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"Invalid value for argument `seed`: expected a non-negative integer, received {seed!r}.")
     _global_rng = np.random.default_rng(int(seed))
 
 def make_rng(seed=None) -> np.random.Generator:
-    "A NumPy generator from `seed`, or a fresh one drawn from the global stream when `seed` is None."
+    """A NumPy generator from `seed`, or a fresh one drawn from the global stream when `seed` is None.
+
+    Args:
+        seed (int or None): A non-negative integer, or None. Default: `None`.
+    """
     if seed is None: return np.random.default_rng(int(_global_rng.integers(2**63)))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"Invalid value for argument `seed`: expected None or a non-negative integer, received {seed!r}.")
     return np.random.default_rng(int(seed))
 
 class SeedGenerator:
-    "A reproducible stream of generators for one layer (e.g. one per dropout mask)."
+    """A reproducible stream of generators for one layer (e.g. one per dropout mask).
+
+    Args:
+        seed (int or None): Seed of the stream; None draws it from the global stream. Default: `None`.
+    """
     def __init__(self, seed=None): self.seed, self._rng = seed, make_rng(seed)
     def next(self) -> np.random.Generator:
         "The next generator of the stream."
         return np.random.default_rng(int(self._rng.integers(2**63)))
 
 # %% ../nbs/00_backend.ipynb 22
-def is_nested(x) -> bool: return isinstance(x, (list, tuple, dict))
+def is_nested(x) -> bool:
+    """Whether `x` is a list, tuple or dict (a nest of values).
+
+    Args:
+        x (any): The value to test.
+    """
+    return isinstance(x, (list, tuple, dict))
 
 def flatten(x) -> list:
-    "The leaves of a nest of lists, tuples and dicts, in order (dicts by sorted key)."
+    """The leaves of a nest of lists, tuples and dicts, in order (dicts by sorted key).
+
+    Args:
+        x (any): A nest, or a single leaf.
+    """
     if isinstance(x, dict): return [l for k in sorted(x) for l in flatten(x[k])]
     if isinstance(x, (list, tuple)): return [l for v in x for l in flatten(v)]
     return [x]
 
 def pack_sequence_as(structure, flat):
-    "Rebuild `structure` with the leaves `flat` (inverse of `flatten`)."
+    """Rebuild `structure` with the leaves `flat` (inverse of `flatten`).
+
+    Args:
+        structure (any): The nest to copy the shape of.
+        flat (iterable): Its new leaves, in `flatten` order.
+    """
     flat = list(flat)
     def _pack(s):
         if isinstance(s, dict): return {k: _pack(s[k]) for k in sorted(s)}
@@ -154,7 +299,12 @@ def pack_sequence_as(structure, flat):
     return out
 
 def map_structure(fn, x):
-    "Apply `fn` to every leaf of `x`, keeping the structure."
+    """Apply `fn` to every leaf of `x`, keeping the structure.
+
+    Args:
+        fn (callable): Applied to each leaf.
+        x (any): A nest, or a single leaf.
+    """
     return pack_sequence_as(x, [fn(l) for l in flatten(x)])
 
 # %% ../nbs/00_backend.ipynb 25
@@ -170,7 +320,14 @@ def _check_config_keys(kind, name, factory, config):
                          f"among {sorted(params)}, received {config!r}.")
 
 def get_object(kind, registry, base, identifier):
-    "Resolve None, a name, a Keras config dict, an instance of `base` or a callable against `registry`."
+    """Resolve None, a name, a Keras config dict, an instance of `base` or a callable against `registry`.
+
+    Args:
+        kind (str): What is resolved, for error messages (`'initializer'`, ...).
+        registry (dict): Names to classes or functions.
+        base (type): The class whose instances are returned as they are.
+        identifier (any): None, a name, a config dict, an instance of `base` or a callable.
+    """
     if identifier is None or isinstance(identifier, base): return identifier
     if isinstance(identifier, (str, dict)):
         name, config = ((identifier, {}) if isinstance(identifier, str)
@@ -185,7 +342,13 @@ def get_object(kind, registry, base, identifier):
                      f"received {identifier!r}.")
 
 def serialize_object(module, base, obj):
-    "Keras 3's config dict for an instance of `base`; a plain callable's name; None for None."
+    """Keras 3's config dict for an instance of `base`; a plain callable's name; None for None.
+
+    Args:
+        module (str): The Keras module written in the config (`'keras.initializers'`, ...).
+        base (type): The class whose instances get a config dict.
+        obj (any): The object to serialize.
+    """
     if obj is None: return None
     if not isinstance(obj, base): return getattr(obj, '__name__', repr(obj))
     return {'module': module, 'class_name': type(obj).__name__, 'config': obj.get_config(), 'registered_name': None}
@@ -198,7 +361,11 @@ import threading
 @contextlib.contextmanager
 def deferred_interrupts(escapable=False):
     """Run the block with SIGINT (Ctrl-C) held back; a signal that arrived meanwhile is delivered when it ends.
-    `escapable`: a second Ctrl-C is delivered at once (for long blocks that must still be stoppable)."""
+
+    Args:
+        escapable (bool): A second Ctrl-C is delivered at once (for long blocks that must still be
+            stoppable). Default: `False`.
+    """
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if in_main else None
     if not callable(previous):             # another thread, or SIGINT ignored / left to the system
@@ -218,7 +385,12 @@ def deferred_interrupts(escapable=False):
 
 # %% ../nbs/00_backend.ipynb 31
 class Info(dict):
-    "`info()`'s answer: a dict that prints one line per entry."
+    """`info()`'s answer: a dict that prints one line per entry.
+
+    Args:
+        *args (any): As `dict`'s.
+        **kwargs (any): As `dict`'s.
+    """
     def __repr__(self): return '\n'.join(f"{k}: {v}" for k, v in self.items())
 
 def _gpu_info(out):
@@ -235,12 +407,34 @@ def _gpu_info(out):
 _INFO_SECTIONS = {}    # name -> `fn(out, layer, inputs, mask)`, registered by the diagnostics notebook
 
 def register_info_section(fn):
-    "Register `fn(out, layer, inputs, mask)` (replacing one of the same name): it adds entries to every `info()`."
+    """Register `fn(out, layer, inputs, mask)` (replacing one of the same name): it adds entries to every `info()`.
+
+    Args:
+        fn (callable): Adds entries to the dict `out`; called by every `info()`.
+    """
     _INFO_SECTIONS[fn.__name__] = fn
     return fn
 
 def info(layer=None, inputs=None, mask=None) -> Info:
-    """NumPy/CuPy/CUDA/cuDNN versions and devices; for `layer`, which path (for `inputs`) it takes, and why."""
+    """NumPy/CuPy/CUDA/cuDNN versions and devices; for `layer`, which path (for `inputs`) it takes, and why.
+
+    What to paste into a bug report. With a recurrent `layer` (and optionally `inputs` and `mask`), it also
+    says which implementation the layer would run (cuDNN, fused, reference loop) and why.
+
+    Args:
+        layer (Layer or None): A layer to explain. Default: `None`.
+        inputs (array or None): Inputs the layer would be called on. Default: `None`.
+        mask (array or None): Their mask, `(batch, timesteps)` booleans. Default: `None`.
+
+    Returns:
+        An `Info` dict (`numpy`, `floatx`, `cupy`, `devices`, ...) that prints one line per entry.
+
+    Example:
+        ```python
+        report = rb.info()
+        assert report['floatx'] == rb.floatx() and 'numpy' in report
+        ```
+    """
     out = Info(numpy=np.__version__, floatx=floatx())
     _gpu_info(out)
     for section in _INFO_SECTIONS.values(): section(out, layer, inputs, mask)
@@ -248,7 +442,11 @@ def info(layer=None, inputs=None, mask=None) -> Info:
 
 # %% ../nbs/00_backend.ipynb 34
 def standardize_data_format(value):
-    "`'channels_last'` (also for None, Keras' default) or `'channels_first'`, else a ValueError."
+    """`'channels_last'` (also for None, Keras' default) or `'channels_first'`, else a ValueError.
+
+    Args:
+        value (str or None): A data format, in any case.
+    """
     if value is None: return 'channels_last'
     data_format = str(value).lower()
     if data_format not in ('channels_first', 'channels_last'):

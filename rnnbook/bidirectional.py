@@ -8,6 +8,7 @@ __all__ = ['MERGE_MODES', 'merge', 'Bidirectional']
 # %% ../nbs/11_bidirectional.ipynb 3
 import copy
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import flatten, is_nested, unwrap, array_module
 from . import ops, cudnn, recurrent
 from .activations import serialize as activation_name
@@ -44,7 +45,16 @@ def _verify_pair(fw, bw):
 
 # %% ../nbs/11_bidirectional.ipynb 9
 def merge(y, y_rev, mode):
-    "Merge the forward and (time-aligned) backward outputs: concat, sum, mul, ave, or None (the pair)."
+    """Merge the forward and (time-aligned) backward outputs: concat, sum, mul, ave, or None (the pair).
+
+    Args:
+        y (array): The forward layer's output.
+        y_rev (array): The backward layer's output, in the input's time order.
+        mode (str or None): `'concat'` (along the last axis), `'sum'`, `'mul'`, `'ave'`, or `None`.
+
+    Returns:
+        array, or the tuple `(y, y_rev)` when `mode` is None.
+    """
     if mode == 'concat': return ops.concatenate([y, y_rev], axis=-1)
     if mode == 'sum': return y + y_rev
     if mode == 'ave': return (y + y_rev) / 2
@@ -54,7 +64,37 @@ def merge(y, y_rev, mode):
 
 # %% ../nbs/11_bidirectional.ipynb 12
 class Bidirectional(Layer):
-    "Run a recurrent layer forwards and a copy backwards over the sequence; merge their outputs."
+    """Run a recurrent layer forwards and a copy backwards over the sequence; merge their outputs.
+
+    Keras' `Bidirectional`. The backward direction is a copy of `layer` with `go_backwards=True` and weights of
+    its own (or `backward_layer`); its outputs are flipped back to the input's time order before the merge. With
+    a mask, each direction reads only the valid steps, so left or right padding is respected both ways. Where
+    both directions can run on cuDNN, they run as one bidirectional cuDNN call.
+
+    {args}
+
+    Call arguments:
+        sequences: `(batch, timesteps, features)` array.
+        initial_state: Optional list of initial states: the forward layer's, then the backward layer's.
+        mask: Optional boolean `(batch, timesteps)` array; `False` marks padding steps.
+        training (bool): Training mode (dropout), passed to both directions.
+        constants: Optional Keras 2 constants, given to the cells of both directions.
+
+    Input shape:
+        What the wrapped layer takes: `(batch, timesteps, features)` for the built-in layers.
+
+    Output shape:
+        The wrapped layer's output, its last axis doubled with `merge_mode='concat'`; the list `[forward,
+        backward]` with `merge_mode=None`. With `return_state`, the output(s), then the forward layer's final
+        states, then the backward layer's.
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        y = rb.layers.Bidirectional(rb.layers.LSTM(16, return_sequences=True))(x)
+        assert y.shape == (4, 10, 32)
+        ```
+    """
     def __init__(self, layer, merge_mode='concat', weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, Layer):
             raise ValueError("Please initialize `Bidirectional` layer with a `keras.layers.Layer` instance "
@@ -90,6 +130,16 @@ class Bidirectional(Layer):
             self.forward_layer.set_weights(self._initial_weights[:n // 2])
             self.backward_layer.set_weights(self._initial_weights[n // 2:])
             self._initial_weights = None
+document(Bidirectional,
+         layer=("Layer", "The recurrent layer read forwards (`LSTM`, `GRU`, `SimpleRNN`, `RNN(cell)`, ...). The "
+                         "wrapper runs a copy of it: the same config, new weights."),
+         merge_mode=("str or None", "How the two outputs combine: `'concat'` (along the last axis), `'sum'`, "
+                                    "`'mul'`, `'ave'`, or `None` (both, as a list)."),
+         weights=("list or None", "Initial weights, set when the layer is built: the forward layer's, then the "
+                                  "backward layer's (the two halves of the list)."),
+         backward_layer=("Layer or None", "The layer read backwards: `go_backwards=True`, and the forward "
+                                          "layer's `return_sequences`, `return_state` and `stateful`. `None`: "
+                                          "a copy of `layer`."))
 
 
 # %% ../nbs/11_bidirectional.ipynb 15

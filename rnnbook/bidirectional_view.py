@@ -13,12 +13,27 @@ from matplotlib.ticker import MaxNLocator
 from .backend import to_numpy
 from .traces import trace_bidirectional, BidirectionalTrace
 from .bidirectional import MERGE_MODES
-from .views import new_figure, Explorer
+from .views import new_figure, Explorer, _header
 from fastcore.basics import patch
 
 # %% ../nbs/35_bidirectional_view.ipynb 6
 def reading_steps(order, mask_row) -> np.ndarray:
-    "`(T,)` int: at input step t, the 1-based position at which a direction reading in `order` reads it; 0 if masked."
+    """`(T,)` int: at input step t, the 1-based position at which a direction reading in `order` reads it; 0 if masked.
+
+    Args:
+        order (array): the input steps in the order the direction processes them (a trace's `order`).
+        mask_row (array): `(T,)` bool, True at one sample's real steps.
+
+    Returns:
+        array: `(T,)` int reading positions, 0 at the skipped (masked) steps.
+
+    Example:
+        ```python
+        from rnnbook.bidirectional_view import reading_steps
+        backward, mask_row = np.arange(5)[::-1], np.array([1, 1, 1, 0, 0], bool)
+        assert reading_steps(backward, mask_row).tolist() == [3, 2, 1, 0, 0]
+        ```
+    """
     out = np.zeros(len(order), int)
     k = 0
     for t in order:
@@ -42,10 +57,26 @@ _TITLES = {'concat': 'merged: concat [fw | bw]', None: 'None: [fw, bw] returned\
 
 # %% ../nbs/35_bidirectional_view.ipynb 14
 class BidirectionalView:
-    "The bidirectional picture, kept between redraws: `update(btrace, sample, merge_mode, timestep)`."
-    def __init__(self, width=10, height=4.6):
+    """The bidirectional picture, kept between redraws: `update(btrace, sample, merge_mode, timestep)`.
+
+    Args:
+        width (float): the figure's width in inches. Default 10.
+        height (float): the figure's height in inches. Default 5.2.
+
+    Example:
+        ```python
+        from rnnbook.bidirectional_view import BidirectionalView
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        bi = rb.layers.Bidirectional(rb.layers.LSTM(4, return_sequences=True))
+        view = BidirectionalView()
+        fig = view.update(rb.trace(bi, x, mask=mask), sample=1, merge_mode='sum', timestep=3)
+        assert fig is view.figure and 't = 3 is padding' in view.caption.get_text()
+        ```
+    """
+    def __init__(self, width=10, height=5.2):
         self.figure = fig = new_figure(width, height)
-        gs = fig.add_gridspec(1, 4, width_ratios=[0.22, 1, 1, 1.5], left=0.05, right=0.9, top=0.84, bottom=0.2,
+        gs = fig.add_gridspec(1, 4, width_ratios=[0.22, 1, 1, 1.5], left=0.05, right=0.9, top=0.76, bottom=0.18,
                               wspace=0.12)
         self.ax_order = fig.add_subplot(gs[0])
         self.ax_fw, self.ax_bw, self.ax_merged = (fig.add_subplot(gs[k]) for k in (1, 2, 3))
@@ -60,7 +91,7 @@ class BidirectionalView:
             ax.tick_params(labelsize=7)
             ax.set_yticks([])
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))      # few tick labels: text is the slow part
-        cax = fig.add_axes([0.915, 0.2, 0.013, 0.64])
+        cax = fig.add_axes([0.915, 0.18, 0.013, 0.58])
         self.colorbar = fig.colorbar(self.merged_image, cax=cax, ticks=MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
         cax.tick_params(labelsize=7)
         self.shades = [ax.imshow(np.zeros((1, 1, 4)), aspect='auto', interpolation='nearest', zorder=2)
@@ -78,8 +109,11 @@ class BidirectionalView:
         ax.set_title('reading\norder', fontsize=8)
         self.marks = []
         self.caption = fig.text(0.05, 0.03, '', fontsize=8.5, va='bottom')
-        fig.text(0.05, 0.955, 'grey rows: padding (mask False), skipped by both directions.   Colours: forward and '
-                 'backward -1 (blue) to 1 (red); the bar is the merged panel\'s.', fontsize=8, color='0.35')
+        self.header = fig.text(0.05, 0.975, '', fontsize=10, va='top')          # the layer and the sample
+        fig.text(0.05, 0.925, 'Grey rows: padding (mask False), skipped by both directions. Green frame: step t '
+                 '(the timestep), described under the picture.\nColours: outputs from -1 (blue) to 1 (red); the '
+                 'colour bar is the merged panel\'s (sum: -2 to 2).', fontsize=8, color='0.35', va='top',
+                 linespacing=1.4)
 
 # %% ../nbs/35_bidirectional_view.ipynb 17
 @patch
@@ -177,22 +211,73 @@ def update(self: BidirectionalView, btrace, sample=0, merge_mode=_LAYER, timeste
     valid = np.ones(fw.shape[1], bool) if btrace.mask is None else np.asarray(btrace.mask[sample], bool)
     self._show_outputs(fw[sample], bw[sample], merged, valid, merge_mode)
     self._show_reading(btrace, valid, timestep)
+    self.header.set_text(_header(btrace.description, sample, valid) + f'; merge mode {_mode_label(merge_mode)}')
     self.caption.set_text(_caption(sample, valid, btrace.forward.order, btrace.backward.order, timestep,
                                    merge_mode))
     return self.figure
 
 # %% ../nbs/35_bidirectional_view.ipynb 32
-def bidirectional_figure(btrace, sample=0, merge_mode=_LAYER, timestep=None, width=10, height=4.6):
-    "Forward, backward and merged outputs of `btrace` (a `BidirectionalTrace`); `merge_mode` 'layer' is the layer's."
+def bidirectional_figure(btrace, sample=0, merge_mode=_LAYER, timestep=None, width=10, height=5.2):
+    """Forward, backward and merged outputs of `btrace` (a `BidirectionalTrace`); `merge_mode` 'layer' is the layer's.
+
+    Args:
+        btrace (BidirectionalTrace): the trace of a `Bidirectional` layer with `return_sequences=True`.
+        sample (int): index of the input sample drawn. Default 0.
+        merge_mode (str): 'concat', 'sum', 'mul', 'ave', None (the pair side by side), or 'layer' for the
+            layer's own. Default 'layer'.
+        timestep (int): the step framed and described in the caption; None frames none. Default None.
+        width (float): the figure's width in inches. Default 10.
+        height (float): the figure's height in inches. Default 5.2.
+
+    Returns:
+        Figure: the matplotlib figure.
+
+    Example:
+        ```python
+        from rnnbook.bidirectional_view import bidirectional_figure
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        bi = rb.layers.Bidirectional(rb.layers.GRU(4, return_sequences=True))
+        fig = bidirectional_figure(rb.trace(bi, x, mask=mask), sample=1, merge_mode='sum')
+        assert fig.axes[3].get_title() == 'merged: fw + bw'
+        ```
+    """
     return BidirectionalView(width, height).update(btrace, sample, merge_mode, timestep)
 
 # %% ../nbs/35_bidirectional_view.ipynb 38
 def bidirectional_explorer(layer, x, mask=None, title='Bidirectional merge') -> Explorer:
-    "Trace the `Bidirectional` `layer` on `x` (and `mask`); explore the merge modes, samples and timesteps."
+    """Trace the `Bidirectional` `layer` on `x` (and `mask`); explore the merge modes, samples and timesteps.
+
+    It opens on the first padded sample (if any), where the two directions differ most.
+
+    Args:
+        layer (Bidirectional or BidirectionalTrace): a `Bidirectional` layer with `return_sequences=True`, or
+            its trace.
+        x (array): the input, `(batch, timesteps, features)`; not needed with a trace.
+        mask (array): `(batch, timesteps)` bool, False at padding. Default None: no mask.
+        title (str): the explorer's heading. Default 'Bidirectional merge'.
+
+    Returns:
+        Explorer: display it in Jupyter or Voilà; `.view` is its `BidirectionalView`, `.trace` the trace.
+
+    Example:
+        ```python
+        from rnnbook.bidirectional_view import bidirectional_explorer
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        bi = rb.layers.Bidirectional(rb.layers.LSTM(4, return_sequences=True))
+        ex = bidirectional_explorer(bi, x, mask)
+        assert ex.controls['sample'].value == 1          # it opens on the padded sample
+        ex.controls['merge_mode'].value = 'sum'          # redraws the merged output as fw + bw
+        assert ex.draws == 2
+        ```
+    """
     bt = layer if isinstance(layer, BidirectionalTrace) else trace_bidirectional(layer, x, mask)
     B, T = to_numpy(bt.forward_output).shape[:2]
     view = BidirectionalView()
-    controls = {'sample': widgets.IntSlider(0, 0, B - 1, description='sample'),
+    padded = [] if bt.mask is None else np.flatnonzero(~np.asarray(bt.mask, bool).all(axis=1))
+    first = int(padded[0]) if len(padded) else 0                    # open where the padding shows
+    controls = {'sample': widgets.IntSlider(first, 0, B - 1, description='sample'),
                 # option values are labels: a Dropdown whose value is None shows nothing selected in the browser
                 'merge_mode': widgets.Dropdown(options=[_mode_label(m) for m in MERGE_MODES],
                                                value=_mode_label(bt.merge_mode), description='merge mode'),

@@ -14,10 +14,24 @@ import time
 import warnings
 import numpy as np
 from fastcore.basics import patch
+from .argdocs import document
 
 # %% ../nbs/21a_callbacks.ipynb 6
 class Callback:
-    "Base class of callbacks: override the hooks you need; `self.model` and `self.params` are set by the loop."
+    """Base class of callbacks: override the hooks you need; `self.model` and `self.params` are set by the loop.
+
+    As Keras' `keras.callbacks.Callback`: each hook gets the epoch or batch index and the `logs` dict;
+    `on_train_batch_*` forward to `on_batch_*`. The constructor takes no arguments.
+
+    Example:
+        ```python
+        class LastLoss(rb.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None): self.last = (epoch, logs['loss'])
+        cb = LastLoss()
+        cb.on_epoch_end(0, {'loss': 0.5})     # what `fit(callbacks=[cb])` calls after each epoch
+        assert cb.last == (0, 0.5)
+        ```
+    """
     def __init__(self): self.params, self.model = None, None
     def set_params(self, params): self.params = params
     def set_model(self, model): self.model = model
@@ -41,7 +55,16 @@ class Callback:
 
 # %% ../nbs/21a_callbacks.ipynb 9
 class CallbackList(Callback):
-    "Several callbacks called as one, with `History` and the progress bar added as `fit` does."
+    """Several callbacks called as one, with `History` and the progress bar added as `fit` does.
+
+    Example:
+        ```python
+        h = rb.callbacks.History()
+        cbs = rb.callbacks.CallbackList([h], epochs=1)
+        cbs.on_epoch_end(0, {'loss': 0.5})
+        assert h.history == {'loss': [0.5]} and h.params == {'epochs': 1}
+        ```
+    """
     def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
         super().__init__()
         self.callbacks = list(callbacks or [])
@@ -80,10 +103,23 @@ class CallbackList(Callback):
     def on_test_end(self, logs=None): self._each('on_test_end', logs)
     def on_predict_begin(self, logs=None): self._each('on_predict_begin', logs)
     def on_predict_end(self, logs=None): self._each('on_predict_end', logs)
+document(CallbackList, callbacks=('list of Callback or None', 'The callbacks, called in this order.'),
+         add_history=('bool', 'Append a `History` unless the list has one.'),
+         add_progbar=('bool', 'Append a `ProgbarLogger` unless the list has one.'),
+         model=('Model or None', 'The model, given to every callback (`set_model`).'),
+         params=('dict', "The loop's parameters (`epochs`, `steps`, `verbose`), given to every callback."))
 
 # %% ../nbs/21a_callbacks.ipynb 12
 class History(Callback):
-    "Record each epoch's logs in `history` (a dict of lists); `fit` returns it and sets `model.history`."
+    """Record each epoch's logs in `history` (a dict of lists); `fit` returns it and sets `model.history`.
+
+    Example:
+        ```python
+        h = rb.callbacks.History()
+        for epoch, loss in enumerate([1., 0.5]): h.on_epoch_end(epoch, {'loss': loss})
+        assert h.history == {'loss': [1., 0.5]} and h.epoch == [0, 1]
+        ```
+    """
     def __init__(self):
         super().__init__()
         self.history, self.epoch = {}, []
@@ -97,7 +133,16 @@ class History(Callback):
         for k, v in (logs or {}).items(): self.history.setdefault(k, []).append(v)
 
 class LambdaCallback(Callback):
-    "A callback from plain functions: `LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`."
+    """A callback from plain functions: `LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`.
+
+    Example:
+        ```python
+        seen = []
+        cb = rb.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(logs['loss']))
+        cb.on_epoch_end(0, {'loss': 0.5})
+        assert seen == [0.5]
+        ```
+    """
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
                  on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
         super().__init__()
@@ -107,6 +152,12 @@ class LambdaCallback(Callback):
                      on_train_batch_end=on_train_batch_end)
         for name, fn in hooks.items():
             if fn is not None: setattr(self, name, fn)
+_EPOCH_HOOK = ('callable or None', 'Called as `f(epoch, logs)`.')
+_BATCH_HOOK = ('callable or None', 'Called as `f(batch, logs)`.')
+_TRAIN_HOOK = ('callable or None', 'Called as `f(logs)`.')
+document(LambdaCallback, on_epoch_begin=_EPOCH_HOOK, on_epoch_end=_EPOCH_HOOK, on_train_begin=_TRAIN_HOOK,
+         on_train_end=_TRAIN_HOOK, on_train_batch_begin=_BATCH_HOOK, on_train_batch_end=_BATCH_HOOK,
+         kwargs=('dict', 'Set as attributes: other hooks by name (`on_test_end=f`) or anything they use.'))
 
 # %% ../nbs/21a_callbacks.ipynb 15
 def _direction(monitor):
@@ -119,13 +170,32 @@ def _direction(monitor):
 
 # %% ../nbs/21a_callbacks.ipynb 18
 class MonitorCallback(Callback):
-    "Base of the callbacks that watch `monitor` (`'val_loss'`): `mode` `'auto'`/`'min'`/`'max'`, `min_delta`."
+    """Base of the callbacks that watch `monitor` (`'val_loss'`): `mode` `'auto'`/`'min'`/`'max'`, `min_delta`.
+
+    {args}
+
+    Example:
+        ```python
+        cb = rb.callbacks.MonitorCallback('val_accuracy', min_delta=0.01)   # larger is better: 'acc'
+        assert cb._improves(0.52, 0.5) and not cb._improves(0.505, 0.5)
+        ```
+    """
     def __init__(self, monitor='val_loss', mode='auto', baseline=None, min_delta=0):
         super().__init__()
         if mode not in ('auto', 'min', 'max'):
             warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.")
             mode = 'auto'
         self.monitor, self.mode, self.best, self.min_delta = monitor, mode, baseline, abs(min_delta)
+
+_ARGS = {   # the arguments of the monitoring callbacks, for `document`
+    'monitor': ('str', "The logged quantity to watch, a key of the epoch's logs (`'val_loss'`, `'val_accuracy'`)."),
+    'mode': ('str', "`'min'` (lower is better), `'max'`, or `'auto'`: read from the name (losses and errors "
+             "decrease, accuracies increase). An unknown mode warns and falls back to `'auto'`."),
+    'min_delta': ('float', 'Smallest change that counts as an improvement (its absolute value is used).'),
+    'patience': ('int', 'Number of epochs without improvement before acting.'),
+    'verbose': ('int', '`1` prints a message when the callback acts, `0` stays silent.'),
+}
+document(MonitorCallback, **_ARGS, baseline=('float or None', 'Initial best value (`None`: the first epoch sets it).'))
 
 # %% ../nbs/21a_callbacks.ipynb 21
 @patch
@@ -148,7 +218,18 @@ def _improves(self: MonitorCallback, value, reference):
 
 # %% ../nbs/21a_callbacks.ipynb 24
 class EarlyStopping(MonitorCallback):
-    "Stop training when `monitor` has not improved for `patience` epochs (Keras 3 arguments)."
+    """Stop training when `monitor` has not improved for `patience` epochs (Keras 3 arguments).
+
+    Example:
+        ```python
+        class Model: stop_training = False
+        es = rb.callbacks.EarlyStopping(patience=1)
+        es.set_model(Model())
+        es.on_train_begin()
+        for epoch, loss in enumerate([1., 0.8, 0.9]): es.on_epoch_end(epoch, {'val_loss': loss})
+        assert es.model.stop_training and es.best == 0.8
+        ```
+    """
     def __init__(self, monitor='val_loss', min_delta=0, patience=0, verbose=0, mode='auto', baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta=min_delta)
@@ -186,10 +267,27 @@ class EarlyStopping(MonitorCallback):
             if self.verbose > 0:
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
+document(EarlyStopping, **_ARGS,
+         baseline=('float or None', 'A value to beat: epochs that do not beat it count towards `patience`.'),
+         restore_best_weights=('bool', "At the end of training, set the model's weights back to those of the best "
+                               "epoch."),
+         start_from_epoch=('int', 'Number of warm-up epochs before the monitoring starts.'))
 
 # %% ../nbs/21a_callbacks.ipynb 29
 class ReduceLROnPlateau(MonitorCallback):
-    "Reduce the learning rate by `factor` when `monitor` has stopped improving for `patience` epochs (Keras 3)."
+    """Reduce the learning rate by `factor` when `monitor` has stopped improving for `patience` epochs (Keras 3).
+
+    Example:
+        ```python
+        class Opt: learning_rate = 1.0
+        class Model: optimizer = Opt()
+        rl = rb.callbacks.ReduceLROnPlateau('loss', factor=0.5, patience=1)
+        rl.set_model(Model())
+        rl.on_train_begin()
+        for epoch in range(3): rl.on_epoch_end(epoch, {'loss': 1.})
+        assert Model.optimizer.learning_rate == 0.25
+        ```
+    """
     def __init__(self, monitor='val_loss', factor=0.1, patience=10, verbose=0, mode='auto', min_delta=1e-4,
                  cooldown=0, min_lr=0.0, **kwargs):
         super().__init__(monitor, mode, min_delta=min_delta)
@@ -214,6 +312,10 @@ class ReduceLROnPlateau(MonitorCallback):
         self.model.optimizer.learning_rate = new
         if self.verbose > 0: print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
         return True
+document(ReduceLROnPlateau, **_ARGS, factor=('float', 'Factor below 1 the learning rate is multiplied by.'),
+         cooldown=('int', 'Epochs to wait after a reduction before counting again.'),
+         min_lr=('float', 'Lower bound of the learning rate.'),
+         kwargs=('dict', "Ignored (Keras' legacy arguments)."))
 
 # %% ../nbs/21a_callbacks.ipynb 32
 @patch
@@ -237,7 +339,18 @@ def on_epoch_end(self: ReduceLROnPlateau, epoch, logs=None):
 
 # %% ../nbs/21a_callbacks.ipynb 35
 class ModelCheckpoint(MonitorCallback):
-    "Save the model or its weights at some frequency (Keras 3 arguments and file-name rules)."
+    """Save the model or its weights at some frequency (Keras 3 arguments and file-name rules).
+
+    Example:
+        ```python
+        class Model:
+            def save(self, filepath, overwrite=True): self.saved = filepath
+        ck = rb.callbacks.ModelCheckpoint('e{epoch:02d}-{val_loss:.2f}.keras')
+        ck.set_model(Model())
+        ck.on_epoch_end(0, {'val_loss': 0.4567})
+        assert ck.model.saved == 'e01-0.46.keras'
+        ```
+    """
     def __init__(self, filepath, monitor='val_loss', verbose=0, save_best_only=False, save_weights_only=False,
                  mode='auto', save_freq='epoch', initial_value_threshold=None):
         super().__init__(monitor, mode, initial_value_threshold)
@@ -261,6 +374,14 @@ class ModelCheckpoint(MonitorCallback):
         try: return self.filepath.format(epoch=epoch + 1, **extra, **logs)
         except KeyError as e:
             raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}') from None
+
+document(ModelCheckpoint, **_ARGS,
+         filepath=('str or PathLike', "Where to save: `.keras` (a model), `.weights.h5` (weights) or `.npz`; may "
+                   "hold `{epoch:02d}`, `{batch}` and logged values (`{val_loss:.2f}`)."),
+         save_best_only=('bool', 'Save only when `monitor` improves.'),
+         save_weights_only=('bool', '`model.save_weights` instead of `model.save`.'),
+         save_freq=('str or int', "`'epoch'`, or save every that many batches (counted across epochs)."),
+         initial_value_threshold=('float or None', 'Initial best value of `monitor` for `save_best_only`.'))
 
 # %% ../nbs/21a_callbacks.ipynb 38
 @patch
@@ -327,7 +448,18 @@ def _format_value(v):
 
 # %% ../nbs/21a_callbacks.ipynb 44
 class Progbar:
-    "Keras 3's progress bar: `update(current, values)` after each step; values are shown as given."
+    """Keras 3's progress bar: `update(current, values)` after each step; values are shown as given.
+
+    Example:
+        ```python
+        import contextlib, io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            bar = rb.callbacks.Progbar(3, verbose=2)
+            for step in range(1, 4): bar.update(step, [('loss', 0.5)])
+        assert out.getvalue().startswith('3/3 - ') and out.getvalue().endswith('loss: 0.5000\\n')
+        ```
+    """
     def __init__(self, target, width=20, verbose=1, interval=0.05, unit_name='step'):
         self.target, self.width, self.verbose, self.interval, self.unit_name = target, width, verbose, interval, unit_name
         self._values = {}
@@ -344,6 +476,12 @@ class Progbar:
         count = f"{current:{digits}d}/{self.target}"
         if self._color: return f"\x1b[1m{count}\x1b[0m \x1b[32m{'━' * done}\x1b[0m\x1b[37m{'━' * (self.width - done)}\x1b[0m"
         return f"{count} {'━' * done}{' ' * (self.width - done)}"
+
+document(Progbar, target=('int or None', 'Total number of steps; `None` when unknown.'),
+         width=('int', 'Width of the bar in characters.'),
+         verbose=('int', '`1`: a bar redrawn in place, `2`: one line when done, `0`: nothing.'),
+         interval=('float', 'Minimum seconds between two redraws.'),
+         unit_name=('str', "Name of a step in the timing (`'step'`, `'sample'`)."))
 
 # %% ../nbs/21a_callbacks.ipynb 47
 @patch
@@ -375,7 +513,23 @@ def update(self: Progbar, current, values=None, finalize=None):
 
 # %% ../nbs/21a_callbacks.ipynb 50
 class ProgbarLogger(Callback):
-    "Draw the progress bar of `fit` (one per epoch, after `Epoch i/n`), `evaluate` and `predict`."
+    """Draw the progress bar of `fit` (one per epoch, after `Epoch i/n`), `evaluate` and `predict`.
+
+    Its settings come from the loop's `params` (`verbose`, `epochs`, `steps`); the constructor takes no arguments.
+
+    Example:
+        ```python
+        import contextlib, io
+        log = rb.callbacks.ProgbarLogger()
+        log.set_params({'verbose': 2, 'epochs': 1, 'steps': 2})
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            log.on_epoch_begin(0)
+            for step in range(2): log.on_train_batch_end(step, {'loss': 0.5})
+            log.on_epoch_end(0, {'loss': 0.5})
+        assert out.getvalue().startswith('2/2 - ')
+        ```
+    """
     def __init__(self):
         super().__init__()
         self.progbar, self.seen, self._in_fit = None, 0, False

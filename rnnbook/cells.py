@@ -10,6 +10,7 @@ __all__ = ['KINDS', 'CellKind', 'state_shapes', 'flat_state_shapes', 'check_stat
 # %% ../nbs/07_cells.ipynb 3
 from typing import NamedTuple
 from fastcore.basics import patch
+from .argdocs import document
 import numpy as np
 from .backend import SeedGenerator, array_module, is_nested, flatten, unwrap
 from . import ops, activations
@@ -18,7 +19,13 @@ from .layer import (Layer, check_positive_int, check_rate, check_bool, set_weigh
 
 # %% ../nbs/07_cells.ipynb 6
 class CellKind(NamedTuple):
-    "What a built-in cell is, written once and read by every part of the library that needs it."
+    """What a built-in cell is, written once and read by every part of the library that needs it.
+
+    Args:
+        *args: The fields in order: `name`, `key`, `gates`, `sigmoid_gates`, `states`, `cudnn_gates`,
+            `torch_gates`, `activations`, `fixed`.
+        **kwargs: The same fields by name.
+    """
     name: str             # 'LSTM': the Keras layer, `torch.nn` module and cuDNN mode computing this cell
     key: str              # 'lstm': the key of its traces and pictures
     gates: tuple          # its blocks of `units` columns in `kernel` / `recurrent_kernel`, in Keras' order
@@ -44,7 +51,12 @@ class CellKind(NamedTuple):
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 def state_shapes(state_size):
-    "One shape per state (nested like the states), from a cell's `state_size`."
+    """One shape per state (nested like the states), from a cell's `state_size`.
+
+    Args:
+        state_size (int, tuple or list): An int (one state of that size), a shape tuple, or a list of these,
+            nested for nested states.
+    """
     def one(s):
         if _is_int(s): return (int(s),)
         if isinstance(s, tuple) and all(_is_int(d) for d in s): return tuple(int(d) for d in s)
@@ -57,12 +69,20 @@ def state_shapes(state_size):
     return [one(s) for s in state_size]
 
 def flat_state_shapes(state_size) -> list:
-    "The state shapes of `state_size` as one flat list (nesting lists removed, shape tuples kept)."
+    """The state shapes of `state_size` as one flat list (nesting lists removed, shape tuples kept).
+
+    Args:
+        state_size (int, tuple or list): A cell's `state_size`, as `state_shapes` reads it.
+    """
     def leaves(s): return [x for e in s for x in leaves(e)] if isinstance(s, list) else [s]
     return leaves(state_shapes(state_size))
 
 def check_state_size(state_size):
-    "A ValueError naming `state_size` if a size in it is negative (Keras' ConvLSTM cell holds -1 until built)."
+    """A ValueError naming `state_size` if a size in it is negative (Keras' ConvLSTM cell holds -1 until built).
+
+    Args:
+        state_size (int, tuple or list): A cell's `state_size`.
+    """
     def sizes(s):
         if _is_int(s): return [s]
         return [d for e in s for d in sizes(e)] if isinstance(s, (list, tuple)) else []
@@ -72,7 +92,13 @@ def check_state_size(state_size):
                          f"latest), received {bad[0]} in state_size={state_size!r}.")
 
 def zero_states(cell, batch_size, dtype):
-    "The initial states of `cell` for `batch_size` samples: its `get_initial_state`, else zeros."
+    """The initial states of `cell` for `batch_size` samples: its `get_initial_state`, else zeros.
+
+    Args:
+        cell (object): Any RNN cell (an object with `state_size`, optionally `get_initial_state`).
+        batch_size (int): Number of samples.
+        dtype (str or dtype): Dtype of the zeros.
+    """
     fn = getattr(cell, 'get_initial_state', None)
     if fn is not None:
         states = fn(batch_size=batch_size)
@@ -84,7 +110,12 @@ def zero_states(cell, batch_size, dtype):
 
 # %% ../nbs/07_cells.ipynb 12
 class DropoutRNNCell:
-    "Mixin giving a cell `get_dropout_mask` / `get_recurrent_dropout_mask`, drawn once per sequence."
+    """Mixin giving a cell `get_dropout_mask` / `get_recurrent_dropout_mask`, drawn once per sequence.
+
+    Args:
+        *args: Passed on to the next class of the cell (the mixin takes none of its own).
+        **kwargs: Passed on likewise.
+    """
     dropout_mask_count = None   # per-gate masks when an int (implementation 1)
 
     def _draw_mask(self, like, rate, count=None):
@@ -129,7 +160,10 @@ def get_recurrent_dropout_mask_for_cell(self: DropoutRNNCell, inputs, training, 
 
 # %% ../nbs/07_cells.ipynb 19
 class RecurrentCell(Layer, DropoutRNNCell):
-    "Shared constructor, validation, weights and config of SimpleRNNCell, GRUCell and LSTMCell."
+    """Shared constructor, validation, weights and config of SimpleRNNCell, GRUCell and LSTMCell.
+
+    {args}
+    """
     gates = 1  # blocks of `units` columns in kernel / recurrent_kernel
     _single_input = _real_input = True
 
@@ -168,6 +202,7 @@ class RecurrentCell(Layer, DropoutRNNCell):
             self.bias = self.add_weight(shape=self.bias_shape(), name='bias', initializer=self.bias_init(),
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self.built = True
+document(RecurrentCell)
 
 
 # %% ../nbs/07_cells.ipynb 23
@@ -219,14 +254,36 @@ def _masks(self: RecurrentCell, inputs, h_tm1, training):
 
 # %% ../nbs/07_cells.ipynb 32
 def check_implementation(value):
-    "`implementation` as 1 or 2 (legacy 0 means 1), or a ValueError."
+    """`implementation` as 1 or 2 (legacy 0 means 1), or a ValueError.
+
+    Args:
+        value (int): The `implementation` argument received.
+    """
     if isinstance(value, bool) or value not in (0, 1, 2):
         raise ValueError(f"Received an invalid value for argument `implementation`, expected 1 or 2, got {value!r}.")
     return max(int(value), 1)
 
 # %% ../nbs/07_cells.ipynb 35
 class SimpleRNNCell(RecurrentCell):
-    "One step of a fully connected RNN: `h = activation(x @ kernel + h_tm1 @ recurrent_kernel + bias)`."
+    """One step of a fully connected RNN: `h = activation(x @ kernel + h_tm1 @ recurrent_kernel + bias)`.
+
+    Keras' `SimpleRNNCell`, with weights `kernel` `(input_dim, units)`, `recurrent_kernel` `(units, units)` and
+    `bias` `(units,)`. A call returns `(h, [h])`; `RNN(cell)` runs it over a sequence (`SimpleRNN`, fused).
+
+    {args}
+
+    Call arguments:
+        inputs: The step's input, `(batch, input_dim)`.
+        states: The previous state `h_tm1`, `(batch, units)`, alone or in a list.
+        training (bool): Apply dropout (only when true).
+
+    Example:
+        ```python
+        cell = rb.layers.SimpleRNNCell(4)
+        h, [h_new] = cell(np.ones((2, 3), 'float32'), [np.zeros((2, 4), 'float32')])
+        assert h.shape == (2, 4) and (h == h_new).all()
+        ```
+    """
     kind = CellKind('SimpleRNN', 'simple_rnn', gates=('h',), sigmoid_gates=(), states=('h',), cudnn_gates=(0,),
                     torch_gates=(0,), activations=('tanh', 'relu'))
     gates = len(kind.gates)
@@ -247,10 +304,32 @@ class SimpleRNNCell(RecurrentCell):
     def call(self, inputs, states, training=False):
         h = self.step_values(inputs, states, training)[0]['h']
         return h, ([h] if is_nested(states) else h)
+document(SimpleRNNCell)
+
 
 # %% ../nbs/07_cells.ipynb 38
 class GRUCell(RecurrentCell):
-    "One GRU step (gates z, r, h), `reset_after` as in Keras 3 (True: cuDNN-compatible)."
+    """One GRU step (gates z, r, h), `reset_after` as in Keras 3 (True: cuDNN-compatible).
+
+    Keras' `GRUCell`: the update gate `z` and reset gate `r` give the candidate `h_tilde`, then
+    `h = z * h_tm1 + (1 - z) * h_tilde`. Weights: `kernel` `(input_dim, 3 * units)`, `recurrent_kernel`
+    `(units, 3 * units)` (column blocks z, r, h) and `bias` (its shape depends on `reset_after`). A call
+    returns `(h, [h])`.
+
+    {args}
+
+    Call arguments:
+        inputs: The step's input, `(batch, input_dim)`.
+        states: The previous state `h_tm1`, `(batch, units)`, alone or in a list.
+        training (bool): Apply dropout (only when true).
+
+    Example:
+        ```python
+        cell = rb.layers.GRUCell(4, reset_after=False)
+        h, [h_new] = cell(np.ones((2, 3), 'float32'), [np.zeros((2, 4), 'float32')])
+        assert h.shape == (2, 4) and cell.bias.shape == (12,)
+        ```
+    """
     kind = CellKind('GRU', 'gru', gates=('z', 'r', 'h'), sigmoid_gates=('z', 'r'), states=('h',),
                     cudnn_gates=(1, 0, 2), torch_gates=(1, 0, 2), activations=('tanh',),
                     fixed={'recurrent_activation': 'sigmoid', 'reset_after': True})
@@ -270,6 +349,7 @@ class GRUCell(RecurrentCell):
         if self.implementation == 1: self.dropout_mask_count = 3
 
     def bias_shape(self): return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+document(GRUCell)
 
 
 # %% ../nbs/07_cells.ipynb 42
@@ -323,7 +403,27 @@ def get_config(self: GRUCell):
 
 # %% ../nbs/07_cells.ipynb 48
 class LSTMCell(RecurrentCell):
-    "One LSTM step (gates i, f, c, o); states `[h, c]`."
+    """One LSTM step (gates i, f, c, o); states `[h, c]`.
+
+    Keras' `LSTMCell`: the input, forget and output gates `i`, `f`, `o` and the candidate `c_tilde` give
+    `c = f * c_tm1 + i * c_tilde` and `h = o * activation(c)`. Weights: `kernel` `(input_dim, 4 * units)`,
+    `recurrent_kernel` `(units, 4 * units)` and `bias` `(4 * units,)`, column blocks in the order i, f, c, o.
+    A call returns `(h, [h, c])`.
+
+    {args}
+
+    Call arguments:
+        inputs: The step's input, `(batch, input_dim)`.
+        states: The list `[h_tm1, c_tm1]`, each `(batch, units)`.
+        training (bool): Apply dropout (only when true).
+
+    Example:
+        ```python
+        cell = rb.layers.LSTMCell(4)
+        h, (h_new, c) = cell(np.ones((2, 3), 'float32'), [np.zeros((2, 4), 'float32')] * 2)
+        assert c.shape == (2, 4) and (h == h_new).all()
+        ```
+    """
     kind = CellKind('LSTM', 'lstm', gates=('i', 'f', 'c', 'o'), sigmoid_gates=('i', 'f', 'o'), states=('h', 'c'),
                     cudnn_gates=(0, 1, 2, 3), torch_gates=(0, 1, 2, 3), activations=('tanh',),
                     fixed={'recurrent_activation': 'sigmoid'})
@@ -349,6 +449,7 @@ class LSTMCell(RecurrentCell):
         def forget_bias_one(shape, dtype=None):   # [b_i, 1, b_c, b_o]
             return np.concatenate([init((U,), dtype=dtype), np.ones((U,), dtype), init((2 * U,), dtype=dtype)])
         return forget_bias_one
+document(LSTMCell)
 
 
 # %% ../nbs/07_cells.ipynb 52
@@ -394,7 +495,11 @@ def get_config(self: LSTMCell):
 KINDS = {c.kind.key: c.kind for c in (SimpleRNNCell, GRUCell, LSTMCell)}
 
 def kind_named(name) -> CellKind:
-    "The kind of the built-in cell that the Keras layer, cuDNN mode or `torch.nn` module `name` computes."
+    """The kind of the built-in cell that the Keras layer, cuDNN mode or `torch.nn` module `name` computes.
+
+    Args:
+        name (str): `'SimpleRNN'`, `'GRU'` or `'LSTM'`.
+    """
     for kind in KINDS.values():
         if kind.name == name: return kind
     raise ValueError(f"Invalid value for argument `kind`: expected one of {[k.name for k in KINDS.values()]}, "
@@ -402,7 +507,28 @@ def kind_named(name) -> CellKind:
 
 # %% ../nbs/07_cells.ipynb 63
 class StackedRNNCells(Layer):
-    "Cells applied one after another within each timestep; states are nested per cell."
+    """Cells applied one after another within each timestep; states are nested per cell.
+
+    Keras' `StackedRNNCells`: within a step, cell `k`'s output is cell `k + 1`'s input; `RNN([cell_1, cell_2])`
+    builds one.
+
+    Args:
+        cells (list): The RNN cells, first to last (objects with `call` and `state_size`).
+        **kwargs (dict): Base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        inputs: The step's input, `(batch, input_dim)`.
+        states: One entry per cell: its state, or the list of its states.
+        training (bool): Passed to the cells that take it.
+        **kwargs: Other arguments (Keras 2's `constants`), given to the cells whose `call` takes them.
+
+    Example:
+        ```python
+        x = np.ones((2, 5, 3), 'float32')
+        cells = rb.layers.StackedRNNCells([rb.layers.LSTMCell(4), rb.layers.GRUCell(2)])
+        assert rb.layers.RNN(cells)(x).shape == (2, 2)
+        ```
+    """
     def __init__(self, cells, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(cells, (list, tuple)) or not cells:

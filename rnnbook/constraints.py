@@ -7,17 +7,40 @@ __all__ = ['CONSTRAINTS', 'Constraint', 'MaxNorm', 'NonNeg', 'UnitNorm', 'MinMax
 
 # %% ../nbs/05_constraints.ipynb 4
 from .backend import array_module, unwrap, get_object, serialize_object
+from .argdocs import document
 
 # %% ../nbs/05_constraints.ipynb 7
 _EPS = 1e-7
 
 class Constraint:
-    "Base class: `c(W)` returns the projected weight."
+    """Base class: `c(W)` returns the projected weight.
+
+    Subclasses project in `__call__` and list their arguments in `get_config` (as Keras'
+    `keras.constraints.Constraint`). A layer applies its constraints after each optimizer update. The base
+    takes no arguments and returns the weight unchanged.
+
+    Call arguments:
+        w (array): The weight after the update (an array or a `Variable`).
+
+    Example:
+        ```python
+        class Clip(rb.constraints.Constraint):
+            def __call__(self, w): return np.clip(w, -1, 1)
+        assert (Clip()(np.array([-3., 0.5])) == [-1., 0.5]).all()
+        ```
+    """
+    def __init__(self): pass
     def __call__(self, w): return w
     def get_config(self) -> dict: return {}
     @classmethod
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+_ARGS = {
+    'axis': ('int or tuple of int', 'Axis (or axes) along which each norm is taken: `0` gives one norm per '
+             'column of a `(input_dim, units)` kernel, i.e. per output unit.'),
+    'max_value': ('float', 'Largest norm allowed.'),
+}
 
 def _norms(w, axis):
     xp = array_module(w)
@@ -25,7 +48,16 @@ def _norms(w, axis):
 
 # %% ../nbs/05_constraints.ipynb 10
 class MaxNorm(Constraint):
-    "Rescale each slice along `axis` whose norm exceeds `max_value`."
+    """Rescale each slice along `axis` whose norm exceeds `max_value` (Keras' `MaxNorm`, name `'max_norm'`).
+
+    {args}
+
+    Example:
+        ```python
+        w = rb.constraints.MaxNorm(1.)(np.array([[3., 0.], [4., 0.5]]))
+        assert np.allclose(np.linalg.norm(w, axis=0), [1., 0.5], atol=1e-6)
+        ```
+    """
     def __init__(self, max_value=2, axis=0): self.max_value, self.axis = max_value, axis
     def __call__(self, w):
         w = unwrap(w); xp = array_module(w); n = _norms(w, self.axis)
@@ -33,18 +65,44 @@ class MaxNorm(Constraint):
     def get_config(self): return {'max_value': self.max_value, 'axis': self.axis}
 
 class NonNeg(Constraint):
-    "Zero out negative entries."
+    """Zero out negative entries (Keras' `NonNeg`, name `'non_neg'`).
+
+    Example:
+        ```python
+        assert (rb.constraints.NonNeg()(np.array([-1., 2.])) == [0., 2.]).all()
+        ```
+    """
     def __call__(self, w): w = unwrap(w); return w * (w >= 0).astype(w.dtype)
+
+document(MaxNorm, **_ARGS)
 
 # %% ../nbs/05_constraints.ipynb 13
 class UnitNorm(Constraint):
-    "Scale each slice along `axis` to unit norm."
+    """Scale each slice along `axis` to unit norm (Keras' `UnitNorm`, name `'unit_norm'`).
+
+    {args}
+
+    Example:
+        ```python
+        w = rb.constraints.UnitNorm()(np.array([[3., 0.], [4., 2.]]))
+        assert np.allclose(np.linalg.norm(w, axis=0), 1., atol=1e-6)
+        ```
+    """
     def __init__(self, axis=0): self.axis = axis
     def __call__(self, w): w = unwrap(w); return (w / (_EPS + _norms(w, self.axis))).astype(w.dtype, copy=False)
     def get_config(self): return {'axis': self.axis}
 
 class MinMaxNorm(Constraint):
-    "Move each slice's norm into `[min_value, max_value]` at `rate`."
+    """Move each slice's norm into `[min_value, max_value]` at `rate` (Keras' `MinMaxNorm`).
+
+    {args}
+
+    Example:
+        ```python
+        w = rb.constraints.MinMaxNorm(2., 3.)(np.array([[3., 0.], [4., 1.]]))
+        assert np.allclose(np.linalg.norm(w, axis=0), [3., 2.], atol=1e-6)
+        ```
+    """
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
         self.min_value, self.max_value, self.rate, self.axis = min_value, max_value, rate, axis
     def __call__(self, w):
@@ -53,15 +111,46 @@ class MinMaxNorm(Constraint):
         return (w * (desired / (_EPS + n))).astype(w.dtype, copy=False)
     def get_config(self): return {'min_value': self.min_value, 'max_value': self.max_value, 'rate': self.rate, 'axis': self.axis}
 
+document(UnitNorm, **_ARGS)
+document(MinMaxNorm, **_ARGS, min_value=('float', 'Smallest norm allowed.'),
+         rate=('float', 'How far each norm moves towards the range: `1` all the way, `0` not at all '
+               '(new norm `rate * clip(n) + (1 - rate) * n`).'))
+
 # %% ../nbs/05_constraints.ipynb 15
 CONSTRAINTS = {'MaxNorm': MaxNorm, 'NonNeg': NonNeg, 'UnitNorm': UnitNorm, 'MinMaxNorm': MinMaxNorm,
                'max_norm': MaxNorm, 'non_neg': NonNeg, 'unit_norm': UnitNorm, 'min_max_norm': MinMaxNorm,
                'Constraint': Constraint, 'constraint': Constraint}    # Keras 3 names its base class too
 
 def get(identifier):
-    "A constraint from a name, a config dict, an object or a callable."
+    """A constraint from a name, a config dict, an object or a callable.
+
+    Args:
+        identifier (str, dict, Constraint, callable or None): A name (`'max_norm'`, `'MaxNorm'`...), a config
+            dict (as `serialize` or Keras writes it), a constraint or a callable (returned as they are), or `None`.
+
+    Returns:
+        The constraint (`None` for `None`). Raises `ValueError` for an unknown name or config key.
+
+    Example:
+        ```python
+        assert isinstance(rb.constraints.get('non_neg'), rb.constraints.NonNeg)
+        ```
+    """
     return get_object('constraint', CONSTRAINTS, Constraint, identifier)
 
 def serialize(constraint):
-    "The Keras 3 config dict of a constraint."
+    """The Keras 3 config dict of a constraint.
+
+    Args:
+        constraint (Constraint): The constraint to describe.
+
+    Returns:
+        dict: `{'module', 'class_name', 'config', 'registered_name'}`, which `get` reads back.
+
+    Example:
+        ```python
+        d = rb.constraints.serialize(rb.constraints.MaxNorm(3.))
+        assert d['config'] == {'max_value': 3., 'axis': 0}
+        ```
+    """
     return serialize_object('keras.constraints', Constraint, constraint)

@@ -20,11 +20,31 @@ from .layer import Layer, check_bool, set_weight_options, weight_options_config
 from .core import _input_error
 from .convolution import standardize_tuple, standardize_padding, standardize_data_format
 from .convolution import conv_output_length, same_padding, im2col, conv, _conv_of_data
+from .argdocs import document, ARGS
 
 # %% ../nbs/12b_conv_layers.ipynb 7
 @primitive
 def pad(x, pads, value=0.0):
-    "`x` with `pads[d] = (before, after)` entries of `value` added along each axis `d`."
+    r"""`x` with `pads[d] = (before, after)` entries of `value` added along each axis `d`.
+
+    A differentiable `np.pad` (constant mode): its gradient is the window of the incoming gradient that covers
+    `x`. Conv1D's `'causal'` padding and max pooling's `'same'` padding (with $-\infty$) use it.
+
+    Args:
+        x (array): NumPy or CuPy array (or a Variable).
+        pads (sequence of int pairs): `(before, after)` counts for every axis of `x`.
+        value (float): The value of the added entries. Default: `0.0`.
+
+    Returns:
+        Array of shape `x.shape[d] + before + after` along each axis `d`, on `x`'s device.
+
+    Example:
+        ```python
+        from rnnbook.conv_layers import pad
+        y = pad(np.ones((1, 3)), [(0, 0), (2, 0)])
+        assert y.tolist() == [[0., 0., 1., 1., 1.]]
+        ```
+    """
     x = unwrap(x)
     return array_module(x).pad(x, [tuple(p) for p in pads], constant_values=value)
 
@@ -49,7 +69,26 @@ def _channels_back(y, data_format):
 
 # %% ../nbs/12b_conv_layers.ipynb 13
 def grouped_conv(x, kernel, groups=1, strides=1, padding='valid', dilation_rate=1):
-    "`conv` of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C/groups, F)`: group g's filters see group g's channels."
+    """`conv` of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C/groups, F)`: group g's filters see group g's channels.
+
+    Args:
+        x (array): Channels-last input `(N, *S, C)`, `C` divisible by `groups`.
+        kernel (array): `(*k, C/groups, F)`, `F` divisible by `groups` (Keras' layout).
+        groups (int): Number of channel groups. Default: `1`.
+        strides (int or tuple of int): Step of the window along each spatial axis. Default: `1`.
+        padding (str): `'valid'` or `'same'`. Default: `'valid'`.
+        dilation_rate (int or tuple of int): Spacing between the window's taps. Default: `1`.
+
+    Returns:
+        Array `(N, *O, F)`, the `G` groups' outputs concatenated along the channels.
+
+    Example:
+        ```python
+        from rnnbook.conv_layers import grouped_conv
+        x, W = np.ones((2, 7, 4)), np.ones((3, 2, 6))
+        assert grouped_conv(x, W, groups=2).shape == (2, 5, 6)
+        ```
+    """
     op = conv if is_traced(x) else _conv_of_data                      # data: no gradient asked of x
     if groups == 1: return op(x, kernel, strides, padding, dilation_rate)
     xs = ops.split(x, groups, axis=-1)                                 # G × (N, *S, C/G)
@@ -80,7 +119,13 @@ def _conv_padding(padding, rank):
 
 # %% ../nbs/12b_conv_layers.ipynb 18
 class BaseConv(Layer):
-    "N-D convolution layer: `activation(conv(inputs, kernel) + bias)`, kernel `(*k, C/groups, filters)` as Keras."
+    """N-D convolution layer: `activation(conv(inputs, kernel) + bias)`, kernel `(*k, C/groups, filters)` as Keras.
+
+    Keras 3's `BaseConv`, the base of `Conv1D`, `Conv2D` and `Conv3D` (which fix `rank`); the weights are
+    `kernel` and, with `use_bias`, `bias` `(filters,)`. See `Conv1D` for the call and the shapes.
+
+    {args}
+    """
     _single_input = _real_input = True
     def __init__(self, rank, filters, kernel_size, strides=1, padding='valid', data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
@@ -122,6 +167,13 @@ class BaseConv(Layer):
         self.bias = self.add_weight((self.filters,), self.bias_initializer, name='bias',
                                     regularizer=self.bias_regularizer,
                                     constraint=self.bias_constraint) if self.use_bias else None
+
+_GROUPS = ('int', 'Number of groups: the input channels and the filters are cut into `groups` equal parts, and '
+           'part g of the filters sees part g of the channels only. `filters` and the channels must divide by it.')
+document(BaseConv, rank=('int', 'Number of spatial dimensions: 1, 2 or 3.'), groups=_GROUPS,
+         padding=('str', ARGS['padding'][1] + " With `rank=1`, also `'causal'` (see `Conv1D`)."),
+         lora_rank=('None', "Keras' LoRA rank: rnnbook has no LoRA, so only `None` is accepted."),
+         lora_alpha=('None', "Keras' LoRA scale factor; ignored (no LoRA)."))
 
 # %% ../nbs/12b_conv_layers.ipynb 21
 @patch
@@ -210,9 +262,74 @@ class Conv3D(BaseConv):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(3, **args, **kwargs)
 
+_CONV_DOC = """{summary}
+
+Keras 3's `keras.layers.{name}`: $y_{{p,f}} = \\phi(b_f + \\sum_\\kappa \\sum_c x_{{ps + \\kappa r, c}} W_{{\\kappa,c,f}})$
+over the kernel's taps $\\kappa$ (strides $s$, dilation $r$, activation $\\phi$), computed as one matrix
+product over gathered patches (im2col); the tape differentiates it and CuPy arrays stay on the GPU. The
+weights are `kernel` `(*kernel_size, channels // groups, filters)` and `bias` `(filters,)`.
+
+{{args}}
+
+Call arguments:
+    inputs: {rank2}D array `(batch, {S}, channels)` (`(batch, channels, {S})` with `'channels_first'`).
+
+Input shape:
+    `(batch, {S}, channels)`, or `(batch, channels, {S})` with `data_format='channels_first'`.
+
+Output shape:
+    `(batch, {O}, filters)`, or `(batch, filters, {O})`: with `'valid'` padding each spatial size `n`
+    becomes `(n - (k - 1) * dilation - 1) // stride + 1`, with `'same'`{causal} `ceil(n / stride)`.
+
+Example:
+    ```python
+{example}
+    ```
+"""
+
+def _conv_doc(cls, S, O, example, **own):
+    "Give `cls` the docstring every convolution layer shares, after its one-line summary; then its `Args:`."
+    rank = len(S.split(', '))
+    cls.__doc__ = _CONV_DOC.format(summary=cls.__doc__, name=cls.__name__, rank2=rank + 2, S=S, O=O,
+                                   causal=" (and `'causal'`)" if rank == 1 else '', example=example)
+    return document(cls, groups=_GROUPS, **own)
+
+_causal = ('str', ARGS['padding'][1] + " Also `'causal'`: zeros before the sequence only, so output `t` "
+           "depends on inputs up to `t` (for temporal models, as in WaveNet).")
+_conv_doc(Conv1D, 'steps', 'new_steps', padding=_causal, example="""\
+    x = np.ones((2, 10, 3), 'float32')
+    assert rb.layers.Conv1D(4, 3)(x).shape == (2, 8, 4)
+    assert rb.layers.Conv1D(4, 3, padding='causal')(x).shape == (2, 10, 4)""")
+_conv_doc(Conv2D, 'rows, cols', 'new_rows, new_cols', example="""\
+    x = np.ones((2, 8, 8, 3), 'float32')
+    assert rb.layers.Conv2D(4, 3, strides=2, padding='same')(x).shape == (2, 4, 4, 4)""")
+_conv_doc(Conv3D, 'depth, rows, cols', 'new_depth, new_rows, new_cols', example="""\
+    x = np.ones((1, 4, 5, 6, 2), 'float32')
+    assert rb.layers.Conv3D(3, (2, 3, 1))(x).shape == (1, 3, 3, 6, 3)""")
+
 # %% ../nbs/12b_conv_layers.ipynb 33
 def pool(x, pool_size, strides=None, padding='valid', mode='max'):
-    "Max or mean of channels-last `x` `(N, *S, C)` over windows of `pool_size`: `(N, *O, C)`."
+    r"""Max or mean of channels-last `x` `(N, *S, C)` over windows of `pool_size`: `(N, *O, C)`.
+
+    Args:
+        x (array): Channels-last input `(N, *S, C)`; the rank gives the number of spatial axes.
+        pool_size (int or tuple of int): Window size, one int for every spatial axis or one per axis.
+        strides (int, tuple of int or None): Step of the window; `None` means `pool_size`. Default: `None`.
+        padding (str): `'valid'` (whole windows only) or `'same'` (windows overhang the edge; the overhang
+            is ignored: $-\infty$ for the max, left out of the mean). Default: `'valid'`.
+        mode (str): `'max'` or `'average'`. Default: `'max'`.
+
+    Returns:
+        Array `(N, *O, C)`.
+
+    Example:
+        ```python
+        from rnnbook.conv_layers import pool
+        x = np.array([1., 5., 2., 4., 3.]).reshape(1, 5, 1)
+        assert pool(x, 2).ravel().tolist() == [5., 4.]
+        assert pool(x, 2, padding='same', mode='average').ravel().tolist() == [3., 3., 3.]
+        ```
+    """
     rank, C = len(x.shape) - 2, x.shape[-1]
     k = standardize_tuple(pool_size, rank, 'pool_size')
     s = k if strides is None else standardize_tuple(strides, rank, 'strides')
@@ -233,7 +350,13 @@ def _window_counts(x, spatial, k, s, pads):
 
 # %% ../nbs/12b_conv_layers.ipynb 36
 class BasePooling(Layer):
-    "Max or average pooling over `pool_dimensions` spatial axes (Keras' arguments and config)."
+    """Max or average pooling over `pool_dimensions` spatial axes (Keras' arguments and config).
+
+    The base of `MaxPooling1D/2D/3D` and `AveragePooling1D/2D/3D`, which fix `pool_dimensions` and
+    `pool_mode`; see them for the call and the shapes.
+
+    {args}
+    """
     _single_input = _real_input = True
     def __init__(self, pool_size, strides, pool_dimensions, pool_mode='max', padding='valid', data_format=None,
                  name=None, **kwargs):
@@ -264,7 +387,54 @@ class BasePooling(Layer):
         return {**super().get_config(), 'pool_size': self.pool_size, 'padding': self.padding,
                 'strides': self.strides, 'data_format': self.data_format}
 
+_POOL_ARGS = dict(
+    pool_size=('int or tuple of int', 'Size of the window, one int for every spatial dimension or one per dimension.'),
+    strides=('int, tuple of int or None', 'Step of the window along each spatial dimension; `None` means '
+             '`pool_size` (windows side by side).'),
+    padding=('str', "`'valid'` (whole windows only) or `'same'` (windows overhang the edge so that each size "
+             "`n` becomes `ceil(n / stride)`; the overhang is ignored)."),
+    name=('str or None', "The layer's name; `None` makes a unique one from the class name."))
+document(BasePooling, pool_dimensions=('int', 'Number of spatial dimensions: 1, 2 or 3.'),
+         pool_mode=('str', "`'max'` or `'average'`."), **_POOL_ARGS)
+
+
 # %% ../nbs/12b_conv_layers.ipynb 38
+_POOL_DOC = """{summary}
+
+Keras 3's `keras.layers.{name}`: the {op} of each window of `pool_size` entries, channel by channel.
+{same} No weights; masks are not supported (a mask is dropped with Keras' warning).
+
+{{args}}
+
+Call arguments:
+    inputs: {rank2}D array `(batch, {S}, channels)` (`(batch, channels, {S})` with `'channels_first'`).
+
+Input shape:
+    `(batch, {S}, channels)`, or `(batch, channels, {S})` with `data_format='channels_first'`.
+
+Output shape:
+    `(batch, {O}, channels)`, or `(batch, channels, {O})`: each size `n` becomes
+    `(n - pool_size) // strides + 1` with `'valid'`, `ceil(n / strides)` with `'same'`.
+
+Example:
+    ```python
+    x = np.ones({x}, 'float32')
+    assert rb.layers.{name}(2)(x).shape == {y}
+    ```
+"""
+_SAME = {'max': "With `'same'` padding the overhang is $-\\infty$: it never wins.",
+         'average': "With `'same'` padding a window that overhangs the edge averages its real entries only."}
+_SPATIAL = {1: ('steps', 'new_steps'), 2: ('rows, cols', 'new_rows, new_cols'),
+            3: ('depth, rows, cols', 'new_depth, new_rows, new_cols')}
+
+def _pool_doc(cls, op, rank):
+    "Give `cls` the docstring every pooling layer shares, after its one-line summary; then its `Args:`."
+    S, O = _SPATIAL[rank]
+    x, y = (2,) + (4,) * rank + (3,), (2,) + (2,) * rank + (3,)               # the example's shapes
+    cls.__doc__ = _POOL_DOC.format(summary=cls.__doc__, name=cls.__name__, same=_SAME[op], rank2=rank + 2,
+                                   op='maximum' if op == 'max' else 'mean', S=S, O=O, x=x, y=y)
+    return document(cls, **_POOL_ARGS)
+
 class MaxPooling1D(BasePooling):
     "Max over windows of `pool_size` steps of `(N, steps, C)` (or `(N, C, steps)`)."
     def __init__(self, pool_size=2, strides=None, padding='valid', data_format=None, name=None, **kwargs):
@@ -279,6 +449,8 @@ class MaxPooling3D(BasePooling):
     "Max over `pool_size` windows of volumes `(N, depth, rows, cols, C)` (or channels first)."
     def __init__(self, pool_size=(2, 2, 2), strides=None, padding='valid', data_format=None, name=None, **kwargs):
         super().__init__(pool_size, strides, 3, 'max', padding, data_format, name=name, **kwargs)
+
+for _cls, _rank in ((MaxPooling1D, 1), (MaxPooling2D, 2), (MaxPooling3D, 3)): _pool_doc(_cls, 'max', _rank)
 
 # %% ../nbs/12b_conv_layers.ipynb 40
 class AveragePooling1D(BasePooling):
@@ -296,9 +468,17 @@ class AveragePooling3D(BasePooling):
     def __init__(self, pool_size, strides=None, padding='valid', data_format=None, name=None, **kwargs):
         super().__init__(pool_size, strides, 3, 'average', padding, data_format, name=name, **kwargs)
 
+for _cls, _rank in ((AveragePooling1D, 1), (AveragePooling2D, 2), (AveragePooling3D, 3)):
+    _pool_doc(_cls, 'average', _rank)
+
 # %% ../nbs/12b_conv_layers.ipynb 43
 class BaseGlobalPooling(Layer):
-    "Reduce every spatial axis of `(N, *S, C)` (or `(N, C, *S)`) to one value per channel."
+    """Reduce every spatial axis of `(N, *S, C)` (or `(N, C, *S)`) to one value per channel.
+
+    The base of `GlobalMaxPooling1D` and `GlobalAveragePooling1D`; see them for the call and the shapes.
+
+    {args}
+    """
     _single_input = _real_input = True
     def __init__(self, pool_dimensions, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -322,9 +502,35 @@ class BaseGlobalPooling(Layer):
 
     def get_config(self): return {**super().get_config(), 'data_format': self.data_format, 'keepdims': self.keepdims}
 
+_KEEPDIMS = ('bool', 'Keep the reduced spatial axes, with length 1 (`(batch, 1, channels)` for a sequence).')
+document(BaseGlobalPooling, pool_dimensions=('int', 'Number of spatial dimensions reduced: 1, 2 or 3.'),
+         keepdims=_KEEPDIMS)
+
 # %% ../nbs/12b_conv_layers.ipynb 45
 class GlobalMaxPooling1D(BaseGlobalPooling):
-    "The max over the steps of `(N, steps, C)` (or `(N, C, steps)`): `(N, C)`."
+    r"""The max over the steps of `(N, steps, C)` (or `(N, C, steps)`): `(N, C)`.
+
+    Keras 3's `keras.layers.GlobalMaxPooling1D`: $y_{n,c} = \max_t x_{n,t,c}$. It takes no mask, as in
+    Keras 3: a mask that reaches it is dropped with a warning, and masked steps count in the max.
+
+    {args}
+
+    Call arguments:
+        inputs: 3D array `(batch, steps, channels)` (`(batch, channels, steps)` with `'channels_first'`).
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with `data_format='channels_first'`.
+
+    Output shape:
+        `(batch, channels)`; with `keepdims=True`, `(batch, 1, channels)` (or `(batch, channels, 1)`).
+
+    Example:
+        ```python
+        x = np.arange(24, dtype='float32').reshape(2, 4, 3)
+        y = rb.layers.GlobalMaxPooling1D()(x)
+        assert y.shape == (2, 3) and np.array_equal(y, x.max(axis=1))
+        ```
+    """
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(1, data_format, keepdims, **kwargs)
 
@@ -332,7 +538,33 @@ class GlobalMaxPooling1D(BaseGlobalPooling):
         return ops.max(inputs, axis=self._spatial_axes(inputs), keepdims=self.keepdims)
 
 class GlobalAveragePooling1D(BaseGlobalPooling):
-    "The mean over the steps of `(N, steps, C)` (or `(N, C, steps)`), masked steps left out: `(N, C)`."
+    r"""The mean over the steps of `(N, steps, C)` (or `(N, C, steps)`), masked steps left out: `(N, C)`.
+
+    Keras 3's `keras.layers.GlobalAveragePooling1D`: $y_{n,c} = \sum_t m_{n,t} x_{n,t,c} / \sum_t m_{n,t}$
+    with the mask $m$ (all ones without one); a sample whose steps are all masked gives NaN, as in
+    Keras. The output carries no mask.
+
+    {args}
+
+    Call arguments:
+        inputs: 3D array `(batch, steps, channels)` (`(batch, channels, steps)` with `'channels_first'`).
+        mask: optional boolean `(batch, steps)`, True for the steps to average; set automatically when the
+            input carries a mask (after `Masking` or `Embedding(mask_zero=True)`).
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with `data_format='channels_first'`.
+
+    Output shape:
+        `(batch, channels)`; with `keepdims=True`, `(batch, 1, channels)` (or `(batch, channels, 1)`).
+
+    Example:
+        ```python
+        x = np.arange(8, dtype='float32').reshape(1, 4, 2)
+        m = np.array([[True, True, False, False]])
+        y = rb.layers.GlobalAveragePooling1D()(x, mask=m)
+        assert y.tolist() == [[1., 2.]]
+        ```
+    """
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(1, data_format, keepdims, **kwargs)
 
@@ -347,3 +579,5 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
             return ops.divide(total, m.sum(axis=axes, keepdims=self.keepdims).astype(total.dtype))
 
     def compute_mask(self, inputs, mask=None): return None
+
+for _cls in (GlobalMaxPooling1D, GlobalAveragePooling1D): document(_cls, keepdims=_KEEPDIMS)

@@ -11,6 +11,7 @@ __all__ = ['gate_conv', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM1D', 'ConvLSTM2D', 
 import math
 import numpy as np
 from fastcore.basics import patch
+from .argdocs import document
 from . import ops
 from .ops import primitive, defvjp
 from .backend import SeedGenerator, array_module, unwrap, is_nested
@@ -18,6 +19,7 @@ from . import activations, regularizers
 from .layer import Layer, check_positive_int, check_rate, check_bool, set_weight_options, weight_options_config
 from .cells import DropoutRNNCell
 from .rnn import RNN, rnn_loop
+from .dispatch import CallPath
 from .convolution import _is_int, standardize_tuple, standardize_padding, standardize_data_format
 from .convolution import conv_output_length, im2col, conv, col2im
 from .convolution import same_padding, patch_index   # unused here, importable from here as before
@@ -27,7 +29,15 @@ _all_ = ['standardize_tuple', 'standardize_padding', 'standardize_data_format', 
 # %% ../nbs/13_conv_lstm.ipynb 8
 @primitive
 def gate_conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
-    "`conv` when `x` is `(N, *S, C)`; when `x` is `(G, N, *S, C)` (one input per gate), gate g's columns see `x[g]`."
+    """`conv` when `x` is `(N, *S, C)`; when `x` is `(G, N, *S, C)` (one input per gate), gate g's columns see `x[g]`.
+
+    Args:
+        x (array): `(N, *S, C)`, or `(G, N, *S, C)` with one input per gate (dropout masks per gate).
+        kernel (array): `(*k, C, G * F)`, the gates' column blocks side by side.
+        strides (int or tuple of int): Step of the window along each spatial axis. Default: `1`.
+        padding (str): `'valid'` or `'same'`. Default: `'valid'`.
+        dilation_rate (int or tuple of int): Spacing of the window's taps. Default: `1`.
+    """
     x, kernel = unwrap(x), unwrap(kernel)
     if x.ndim == kernel.ndim: return conv.raw(x, kernel, strides, padding, dilation_rate)
     xp = array_module(x)
@@ -62,7 +72,18 @@ defvjp(gate_conv, _gate_conv_vjp)
 
 # %% ../nbs/13_conv_lstm.ipynb 15
 class ConvLSTMCell(Layer, DropoutRNNCell):
-    "One ConvLSTM step `(x_t, [h, c]) -> (h, [h, c])`: the LSTM gates with the products replaced by convolutions."
+    """One ConvLSTM step `(x_t, [h, c]) -> (h, [h, c])`: the LSTM gates with the products replaced by convolutions.
+
+    Keras 3's `ConvLSTMCell` (which `keras.layers` does not export). Weights: `kernel` `(*kernel_size, channels,
+    4 * filters)`, `recurrent_kernel` `(*kernel_size, filters, 4 * filters)`, `bias` `(4 * filters,)`; gates i, f, c, o.
+
+    {args}
+
+    Call arguments:
+        inputs: One step in the layer's `data_format`: `(batch, *spatial, channels)` for channels last.
+        states: `[h_tm1, c_tm1]`, each `(batch, *out_spatial, filters)` for channels last.
+        training (bool): Apply dropout (only when true).
+    """
     dropout_mask_count = 4   # one dropout mask per gate, as Keras
     _keras_module = 'keras.src.layers.rnn.conv_lstm'   # what Keras 3 writes for its cell (not in keras.layers)
     _keras_registered_name = 'ConvLSTMCell'
@@ -115,6 +136,9 @@ class ConvLSTMCell(Layer, DropoutRNNCell):
         self.state_size = [out_shape[1:], out_shape[1:]]
         self.output_size = out_shape[1:]
         self.built = True
+_RANK = ("int", "Number of spatial dimensions: 1, 2 or 3 (`ConvLSTM1D`, `ConvLSTM2D`, `ConvLSTM3D` fix it).")
+document(ConvLSTMCell, rank=_RANK)
+
 
 # %% ../nbs/13_conv_lstm.ipynb 18
 @patch(as_prop=True)
@@ -262,7 +286,15 @@ def from_config(cls: ConvLSTMCell, config):
 
 # %% ../nbs/13_conv_lstm.ipynb 40
 class ConvLSTM(RNN):
-    "N-D convolutional LSTM: `RNN(ConvLSTMCell(rank, ...))` over `(B, T, *S, C)` inputs, with a fused input convolution."
+    """N-D convolutional LSTM: `RNN(ConvLSTMCell(rank, ...))` over `(B, T, *S, C)` inputs, with a fused input convolution.
+
+    The base of Keras' `ConvLSTM1D/2D/3D` (Shi et al., 2015): an LSTM whose states are feature maps and whose
+    matrix products are convolutions. The input convolution runs for all steps at once where it can.
+
+    {args}
+
+    {call}
+    """
     _fixed_rank = None   # set by ConvLSTM1D/2D/3D, whose config carries no `rank`
     _single_input = True
 
@@ -297,6 +329,30 @@ class ConvLSTM(RNN):
 
     @classmethod
     def from_config(cls, config, custom_objects=None): return cls(**config)
+_SECTIONS = """Call arguments:
+    sequences: `(batch, timesteps, *spatial, channels)` array (channels last) or `(batch, timesteps,
+        channels, *spatial)` (channels first); `len(spatial)` is the rank.
+    initial_state: Optional list `[h, c]`, each shaped like one step of the output.
+    mask: Optional boolean `(batch, timesteps)` array; `False` marks padding steps.
+    training (bool): Training mode: dropout applies only when true.
+
+Input shape:
+    `(batch, timesteps, *spatial, channels)`, or `(batch, timesteps, channels, *spatial)` with
+    `data_format='channels_first'`.
+
+Output shape:
+    `(batch, timesteps, *out_spatial, filters)` with `return_sequences`, else `(batch, *out_spatial,
+    filters)` (`filters` first for channels first); `out_spatial` is the spatial size after the input
+    convolution (`padding`, `strides`). With `return_state`, a list: that output, then `h` and `c`."""
+
+def _document(cls, **own):
+    "`document(cls, **own)`, then the sections all ConvLSTM layers share: at `{call}`, or at the end."
+    doc = document(cls, **own).__doc__
+    cls.__doc__ = doc.replace('{call}', _SECTIONS) if '{call}' in doc else doc + '\n\n' + _SECTIONS
+    return cls
+
+_document(ConvLSTM, rank=_RANK)
+
 
 # %% ../nbs/13_conv_lstm.ipynb 43
 @patch(as_prop=True)
@@ -381,17 +437,48 @@ def input_sequence(self: ConvLSTM, x, dp=None):
     return ops.concatenate(parts, axis=1) if parts else z
 
 # %% ../nbs/13_conv_lstm.ipynb 52
+_STEP_BUDGET = 1 << 18   # patch elements of one chunk of steps outside a tape
+
+@patch
+def _chunk_steps(self: ConvLSTM, shape, budget, dropout=False):
+    "Steps of inputs `shape` `(B, T, ...)` per chunk of about `budget` patch elements (4 copies with dropout)."
+    per_step = math.prod(shape[:1] + shape[2:]) * math.prod(self.cell.kernel_size) * (4 if dropout else 1)
+    return max(1, min(shape[1], budget // max(per_step, 1)))                    # B·S·C·K a step (B may be 0)
+
+@patch
+def input_steps(self: ConvLSTM, x, dp=None, backwards=False):
+    "`W * x_t + b`, `(B, *O, 4F)` channels last, step after step in processing order, a chunk at a time."
+    steps = self._chunk_steps(x.shape, _STEP_BUDGET, dp is not None)
+    chunks = range(0, x.shape[1], steps)
+    for t0 in (reversed(chunks) if backwards else chunks):
+        z = self.input_sequence(x[:, t0:t0 + steps], dp)                          # (B, t, *O, 4F)
+        ts = range(z.shape[1])
+        for t in (reversed(ts) if backwards else ts): yield z[:, t]
+        del z                                                                     # freed before the next chunk
+
+# %% ../nbs/13_conv_lstm.ipynb 55
+@patch
+def _loop_reason(self: ConvLSTM, constants=None):
+    "None when a call runs the fused path below, else why the cell runs step by step."
+    if constants is not None: return "constants were passed"
+    if self.unroll: return "unroll=True"
+    if type(self.cell) is not ConvLSTMCell: return f"its cell is a {type(self.cell).__name__}, not a ConvLSTMCell"
+    return None
+
 @patch
 def inner_loop(self: ConvLSTM, sequences, initial_state, mask, training=False, constants=None):
     cell = self.cell
-    if constants is not None or self.unroll or type(cell) is not ConvLSTMCell:
+    if self._loop_reason(constants):
         return super(ConvLSTM, self).inner_loop(sequences, initial_state, mask, training, constants)
     h0, c0 = initial_state[0], initial_state[1]
     dp, rdp = cell.masks(unwrap(sequences)[:, 0], unwrap(h0), training)   # drawn in the order the cell step draws them
-    z = self.input_sequence(sequences, dp)                                        # (B, T, *O, 4F)
+    recorded = ops.recording()
+    z = self.input_sequence(sequences, dp) if recorded else unwrap(sequences)     # (B, T, *O, 4F) | (B, T, ...)
+    zs = None if recorded else self.input_steps(z, dp, self.go_backwards)        # no tape: a chunk at a time
     last = cell.to_channels_last
     rdp = last(rdp)
     def step(z_t, states):
+        if zs is not None: z_t = next(zs)                                         # z_t was the input's step
         h, c = cell.recurrent_part(z_t, states[0], states[1], rdp)
         return h, [h, c]
     y, ys, states = rnn_loop(step, z, [last(h0), last(c0)], mask=mask, go_backwards=self.go_backwards,
@@ -400,7 +487,21 @@ def inner_loop(self: ConvLSTM, sequences, initial_state, mask, training=False, c
     back = cell.from_channels_last
     return back(y), back(ys), [back(s) for s in states]
 
-# %% ../nbs/13_conv_lstm.ipynb 55
+# %% ../nbs/13_conv_lstm.ipynb 60
+@patch
+def _call_path(self: ConvLSTM, sequences, mask=None, training=False, constants=None):
+    "The `CallPath` of this call: the fused path, all steps at once or a chunk at a time, or the cell's loop."
+    name, why = type(self).__name__, self._loop_reason(constants)
+    if why: return CallPath('loop', f"{name} has no cuDNN path; not fused: {why}")
+    if ops.recording():
+        return CallPath('fused', f"{name} has no cuDNN path; a GradientTape records, so the input convolution "
+                                 "runs for all steps at once (im2col), kept for the backward pass")
+    shape = tuple(unwrap(sequences).shape)                                       # (B, T, ...)
+    steps = self._chunk_steps(shape, _STEP_BUDGET, bool(training) and 0 < self.cell.dropout < 1)
+    return CallPath('fused', f"{name} has no cuDNN path; no tape records, so the input convolution runs "
+                             f"{steps} of {shape[1]} steps at a time (memory flat in the number of steps)")
+
+# %% ../nbs/13_conv_lstm.ipynb 63
 @patch
 def get_config(self: ConvLSTM):
     config = super(ConvLSTM, self).get_config()
@@ -420,7 +521,7 @@ for _name in _CELL_ATTRS:
                                       doc=f"The cell's `{_name}`."))
 del _name
 
-# %% ../nbs/13_conv_lstm.ipynb 58
+# %% ../nbs/13_conv_lstm.ipynb 66
 class ConvLSTM1D(ConvLSTM):
     "1-D convolutional LSTM over `(B, T, steps, C)` (channels last) or `(B, T, C, steps)` inputs."
     _fixed_rank = 1
@@ -433,10 +534,24 @@ class ConvLSTM1D(ConvLSTM):
                  go_backwards=False, stateful=False, **kwargs):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(1, **args, **kwargs)
+_document(ConvLSTM1D)
 
-# %% ../nbs/13_conv_lstm.ipynb 60
+
+# %% ../nbs/13_conv_lstm.ipynb 68
 class ConvLSTM2D(ConvLSTM):
-    "2-D convolutional LSTM over `(B, T, rows, cols, C)` (channels last) or `(B, T, C, rows, cols)` inputs."
+    """2-D convolutional LSTM over `(B, T, rows, cols, C)` (channels last) or `(B, T, C, rows, cols)` inputs.
+
+    {args}
+
+    {call}
+
+    Example:
+        ```python
+        x = np.random.rand(2, 4, 8, 8, 3).astype('float32')        # 4 frames of 8 x 8 pixels, 3 channels
+        y = rb.layers.ConvLSTM2D(5, 3, padding='same', return_sequences=True)(x)
+        assert y.shape == (2, 4, 8, 8, 5)
+        ```
+    """
     _fixed_rank = 2
     def __init__(self, filters, kernel_size, strides=1, padding='valid', data_format=None, dilation_rate=1,
                  activation='tanh', recurrent_activation='sigmoid', use_bias=True,
@@ -447,8 +562,10 @@ class ConvLSTM2D(ConvLSTM):
                  go_backwards=False, stateful=False, **kwargs):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(2, **args, **kwargs)
+_document(ConvLSTM2D)
 
-# %% ../nbs/13_conv_lstm.ipynb 62
+
+# %% ../nbs/13_conv_lstm.ipynb 70
 class ConvLSTM3D(ConvLSTM):
     "3-D convolutional LSTM over `(B, T, depth, rows, cols, C)` (channels last) or `(B, T, C, depth, rows, cols)`."
     _fixed_rank = 3
@@ -461,3 +578,5 @@ class ConvLSTM3D(ConvLSTM):
                  go_backwards=False, stateful=False, **kwargs):
         args = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', '__class__')}
         super().__init__(3, **args, **kwargs)
+_document(ConvLSTM3D)
+

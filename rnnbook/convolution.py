@@ -109,6 +109,41 @@ def im2col(x, kernel_size, strides=1, padding='valid', dilation_rate=1):
     return _im2col(x, *_conv_args(x.ndim - 2, kernel_size, strides, padding, dilation_rate))
 
 # %% ../nbs/12a_convolution.ipynb 28
+_BLOCKED_FROM = 1 << 22   # patch-matrix elements from which `conv` works block by block (CPU)
+_BLOCK = 1 << 17          # patch elements per block: 512 KiB of float32
+
+def _row_blocks(N, P, rows):
+    "`(n0, n1, p0, p1)`: blocks of about `rows` of the `N·P` output rows, whole samples or pieces of one."
+    if P <= rows:
+        m = rows // P                                                  # samples per block
+        return [(n, min(N, n + m), 0, P) for n in range(0, N, m)]
+    return [(n, n + 1, p, min(P, p + rows)) for n in range(N) for p in range(0, P, rows)]
+
+# %% ../nbs/12a_convolution.ipynb 31
+def _conv_blocked(x, kernel, k, s, padding, r):
+    "`conv`'s output `(N, *O, F)`, block by block through one buffer; NumPy arrays, arguments standardized."
+    pads, S, out = _geometry(x.shape, k, s, padding, r)
+    if any(a or b for a, b in pads): x = np.pad(x, [(0, 0)] + pads + [(0, 0)])     # (N, *S_padded, C)
+    N, C, F = x.shape[0], x.shape[-1], kernel.shape[-1]
+    index = patch_index(S, k, s, r)                                                # (P, K)
+    P, K = index.shape
+    xf, W = x.reshape(N, -1, C), kernel.reshape(K * C, F)
+    rows = max(1, _BLOCK // (K * C))
+    z = np.empty((N, P, F), np.result_type(x, kernel))
+    buf = np.empty(min(N * P, max(rows, P)) * K * C, x.dtype)
+    for n0, n1, p0, p1 in _row_blocks(N, P, rows):
+        shape = (n1 - n0, p1 - p0, K, C)
+        X = buf[:math.prod(shape)].reshape(shape)                                  # the block's patches
+        np.take(xf[n0:n1], index[p0:p1], axis=1, out=X, mode='clip')             # indices are in range
+        np.matmul(X.reshape(-1, K * C), W, out=z[n0:n1, p0:p1].reshape(-1, F))   # a contiguous block of z
+    return z.reshape((N,) + out + (F,))                                            # (N, *O, F)
+
+# %% ../nbs/12a_convolution.ipynb 34
+def _blocks_ok(x, k, s, padding, r):
+    "Whether `conv` works block by block: NumPy arrays (a CPU cache) and a patch matrix of `_BLOCKED_FROM` or more."
+    out = _geometry(x.shape, k, s, padding, r)[2]
+    return array_module(x) is np and x.shape[0] * math.prod(out) * math.prod(k) * x.shape[-1] >= _BLOCKED_FROM
+
 def _conv_cols(x, kernel, strides, padding, dilation_rate):
     "`conv`'s output `(N, *O, F)`, and the patches `(N, *O, K·C)` it multiplied."
     cols = _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))  # (N, *O, K·C)
@@ -119,9 +154,11 @@ def _conv_cols(x, kernel, strides, padding, dilation_rate):
 def conv(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "N-D convolution of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C, F)`: `(N, *O, F)`, one matrix product."
     x, kernel = unwrap(x), unwrap(kernel)
-    return _conv_cols(x, kernel, strides, padding, dilation_rate)[0]
+    args = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
+    if _blocks_ok(x, *args): return _conv_blocked(x, kernel, *args)
+    return _conv_cols(x, kernel, *args[1:])[0]
 
-# %% ../nbs/12a_convolution.ipynb 32
+# %% ../nbs/12a_convolution.ipynb 40
 def _add_taps(taps, shape, k, s, padding, r):
     "col2im's sum: tap t's block `taps[t]` `(N, *O, C)` added onto its window of the grid of `shape` `(N, *S, C)`."
     xp = array_module(taps)
@@ -135,7 +172,7 @@ def _add_taps(taps, shape, k, s, padding, r):
         dx = dx[(slice(None),) + tuple(slice(a, a + n) for (a, _), n in zip(pads, shape[1:-1]))]
     return dx
 
-# %% ../nbs/12a_convolution.ipynb 36
+# %% ../nbs/12a_convolution.ipynb 44
 def _col2im(cols, shape, k, s, padding, r):
     "`col2im` on an array, arguments already standardized."
     xp = array_module(cols)
@@ -149,7 +186,7 @@ def col2im(cols, input_shape, kernel_size, strides=1, padding='valid', dilation_
     cols, input_shape = unwrap(cols), tuple(input_shape)
     return _col2im(cols, input_shape, *_conv_args(len(input_shape) - 2, kernel_size, strides, padding, dilation_rate))
 
-# %% ../nbs/12a_convolution.ipynb 39
+# %% ../nbs/12a_convolution.ipynb 47
 def _im2col_vjp(g, y, x, kernel_size, strides=1, padding='valid', dilation_rate=1):
     return (col2im.raw(g, x.shape, kernel_size, strides, padding, dilation_rate),)
 
@@ -159,7 +196,9 @@ def _col2im_vjp(g, y, cols, input_shape, kernel_size, strides=1, padding='valid'
 defvjp(im2col, _im2col_vjp)
 defvjp(col2im, _col2im_vjp)
 
-# %% ../nbs/12a_convolution.ipynb 42
+# %% ../nbs/12a_convolution.ipynb 50
+_KERNEL_BLOCK = 1 << 18   # patch elements per block of the kernel's cotangent
+
 def _conv_fwd(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "`conv` for the tape: its output, and `(patches,)` kept for the rule."
     z, cols = _conv_cols(x, kernel, strides, padding, dilation_rate)
@@ -171,9 +210,14 @@ def _patches(res, x, kernel, strides, padding, dilation_rate):
     return _im2col(x, *_conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate))
 
 def _kernel_cotangent(gz, cols, kernel):
-    "W̄ = X_colᵀ Z̄, as `kernel`'s shape `(*k, C, F)`."
-    colsT = array_module(cols).ascontiguousarray(cols.reshape(-1, cols.shape[-1]).T)  # (K·C, N·P): a transposed
-    return (colsT @ gz).reshape(kernel.shape)      # tall operand made OpenBLAS' 2 threads 100x slower under load
+    "W̄ = X_colᵀ Z̄, as `kernel`'s shape `(*k, C, F)`: on the CPU a sum over blocks of rows."
+    xp = array_module(cols)
+    X = cols.reshape(-1, cols.shape[-1])                                             # (N·P, K·C)
+    if xp is not np: return (xp.ascontiguousarray(X.T) @ gz).reshape(kernel.shape)
+    rows = max(1, _KERNEL_BLOCK // X.shape[1])
+    dW = np.zeros((X.shape[1], gz.shape[1]), np.result_type(X, gz))                  # (K·C, F)
+    for p in range(0, X.shape[0], rows): dW += X[p:p + rows].T @ gz[p:p + rows]      # transposed views, no copy
+    return dW.reshape(kernel.shape)
 
 def _input_cotangent(gz, kernel, shape, k, s, padding, r):
     "x̄ = col2im(Z̄ W_matᵀ), tap k's block Z̄ W_kᵀ from its own product."
@@ -183,7 +227,7 @@ def _input_cotangent(gz, kernel, shape, k, s, padding, r):
     taps = xp.matmul(gz, kernel.reshape(K, C, F).transpose(0, 2, 1))               # (K, N·P, C)
     return _add_taps(taps.reshape((K, shape[0]) + out + (C,)), shape, k, s, padding, r)
 
-# %% ../nbs/12a_convolution.ipynb 46
+# %% ../nbs/12a_convolution.ipynb 54
 def _conv_vjp(g, res, x, kernel, strides=1, padding='valid', dilation_rate=1):
     k, s, padding, r = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
     gz = g.reshape(-1, kernel.shape[-1])                                              # Z̄: (N·P, F)
@@ -192,7 +236,7 @@ def _conv_vjp(g, res, x, kernel, strides=1, padding='valid', dilation_rate=1):
 
 defvjp(conv, _conv_vjp, fwd=_conv_fwd)
 
-# %% ../nbs/12a_convolution.ipynb 53
+# %% ../nbs/12a_convolution.ipynb 61
 @primitive
 def _conv_of_data(x, kernel, strides=1, padding='valid', dilation_rate=1):
     "`conv` of an input that no gradient is asked of: its rule gives the kernel's cotangent only."

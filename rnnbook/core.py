@@ -8,6 +8,7 @@ __all__ = ['Dense', 'Dropout', 'Embedding', 'Masking', 'BatchNormalization']
 # %% ../nbs/10_core.ipynb 4
 import numbers
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import array_module, unwrap, SeedGenerator, compute_dtype
 from .layer import Layer, check_bool, set_weight_options, weight_options_config
 from . import ops, activations, regularizers
@@ -18,7 +19,28 @@ def _input_error(layer, expected, shape):
                       f"Full shape received: {tuple(shape)}")
 
 class Dense(Layer):
-    "A densely connected layer: `activation(inputs @ kernel + bias)` on the last axis."
+    """A densely connected layer: `activation(inputs @ kernel + bias)` on the last axis.
+
+    Keras' `Dense`, with `kernel` `(input_dim, units)` and `bias` `(units,)`. On an input of rank 3 or more it
+    acts on every row of the last axis (every step of a sequence) and passes the mask on.
+
+    {args}
+
+    Call arguments:
+        inputs: Array of rank 2 or more, `(..., input_dim)`.
+
+    Input shape:
+        `(batch, ..., input_dim)`.
+
+    Output shape:
+        `(batch, ..., units)`.
+
+    Example:
+        ```python
+        y = rb.layers.Dense(3, activation='relu')(np.random.rand(4, 10, 8).astype('float32'))
+        assert y.shape == (4, 10, 3) and (y >= 0).all()
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
                  bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -47,6 +69,10 @@ class Dense(Layer):
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         self.bias = self.add_weight((self.units,), self.bias_initializer, name='bias', regularizer=self.bias_regularizer,
                                     constraint=self.bias_constraint) if self.use_bias else None
+document(Dense, lora_rank=("None", "Keras' LoRA rank; rnnbook has no LoRA and takes only `None`."),
+         kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`); Keras' "
+                         "`lora_alpha` is accepted and ignored."))
+
 
 # %% ../nbs/10_core.ipynb 11
 @patch
@@ -84,7 +110,30 @@ def _check_noise_shape(noise_shape):
 
 # %% ../nbs/10_core.ipynb 17
 class Dropout(Layer):
-    "Zero a fraction `rate` of the inputs in training (scaling the rest by 1/(1-rate)); identity at inference."
+    """Zero a fraction `rate` of the inputs in training (scaling the rest by 1/(1-rate)); identity at inference.
+
+    Keras' `Dropout`. A new random mask is drawn at every training call.
+
+    {args}
+
+    Call arguments:
+        inputs: Array of any shape.
+        training (bool): Drop only when true.
+
+    Input shape:
+        Any.
+
+    Output shape:
+        The input's.
+
+    Example:
+        ```python
+        x = np.ones((2, 1000), 'float32')
+        y = rb.layers.Dropout(0.5, seed=1)(x, training=True)
+        assert set(np.unique(y)) == {0.0, 2.0}
+        assert (rb.layers.Dropout(0.5)(x) == x).all()        # inference: unchanged
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
@@ -107,6 +156,13 @@ class Dropout(Layer):
                                  f"size {n}, received noise_shape={self.noise_shape} for an input of shape "
                                  f"{tuple(x.shape)}.")
         return tuple(n if d is None else d for d, n in zip(self.noise_shape, x.shape))
+document(Dropout, rate=("float", "Fraction of the inputs to drop, between 0 and 1."),
+         noise_shape=("tuple or None", "Shape of the keep mask, broadcast against the input: one entry per "
+                                       "input axis, `None` (the input's size), 1 (one draw shared along that "
+                                       "axis) or the input's size. `(batch, 1, features)` drops the same "
+                                       "features at every step."),
+         seed=("int or None", "Seed of the random masks; `None` draws from the global generator."))
+
 
 # %% ../nbs/10_core.ipynb 20
 @patch
@@ -128,7 +184,30 @@ def get_config(self: Dropout):
 
 # %% ../nbs/10_core.ipynb 23
 class Embedding(Layer):
-    "Turn integer ids `(B, ...)` into vectors `(B, ..., output_dim)`; with `mask_zero`, id 0 is padding."
+    """Turn integer ids `(B, ...)` into vectors `(B, ..., output_dim)`; with `mask_zero`, id 0 is padding.
+
+    Keras' `Embedding`: a table `embeddings` `(input_dim, output_dim)` with one row per id. Ids outside
+    `[0, input_dim)` and ids that are not whole numbers are errors that name the id.
+
+    {args}
+
+    Call arguments:
+        inputs: Integer ids (or floats holding whole numbers), any shape.
+
+    Input shape:
+        `(batch, ...)`, typically `(batch, timesteps)`.
+
+    Output shape:
+        `(batch, ..., output_dim)`.
+
+    Example:
+        ```python
+        emb = rb.layers.Embedding(10, 4, mask_zero=True)
+        ids = np.array([[3, 1, 0, 0]])
+        assert emb(ids).shape == (1, 4, 4)
+        assert emb.compute_mask(ids).tolist() == [[True, True, False, False]]
+        ```
+    """
     _single_input = True
     def __init__(self, input_dim, output_dim, embeddings_initializer='uniform', embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, input_length=None,
@@ -154,6 +233,20 @@ class Embedding(Layer):
         self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
                                           name='embeddings', regularizer=self.embeddings_regularizer,
                                           constraint=self.embeddings_constraint)
+_EMB = "the `embeddings` table (as for a `kernel`)"
+document(Embedding,
+         input_dim=("int", "Size of the vocabulary: ids run from 0 to `input_dim - 1` (padding id 0 included)."),
+         output_dim=("int", "Length of each embedding vector."),
+         embeddings_initializer=("str, dict or callable", f"Initializer of {_EMB}."),
+         embeddings_regularizer=("str, dict or callable", f"Regularizer of {_EMB}, or `None`."),
+         embeddings_constraint=("str, dict or callable", f"Constraint on {_EMB}, or `None`."),
+         mask_zero=("bool", "Treat id 0 as padding: the output carries the mask `ids != 0` to the next layers."),
+         weights=("array or None", "Keras 2: the initial table `(input_dim, output_dim)` (or a list holding it)."),
+         lora_rank=("None", "Keras' LoRA rank; rnnbook has no LoRA and takes only `None`."),
+         input_length=("int or None", "Keras 2: the length of the input sequences when it is fixed."),
+         kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`); Keras' "
+                         "`lora_alpha` is accepted and ignored."))
+
 
 # %% ../nbs/10_core.ipynb 26
 @patch
@@ -195,7 +288,28 @@ def get_config(self: Embedding):
 
 # %% ../nbs/10_core.ipynb 36
 class Masking(Layer):
-    "Mark time steps whose features all equal `mask_value` as padding; those steps are set to 0."
+    """Mark time steps whose features all equal `mask_value` as padding; those steps are set to 0.
+
+    Keras' `Masking`: the mask `(batch, timesteps)` it computes reaches the layers after it, and a recurrent layer
+    skips the masked steps.
+
+    {args}
+
+    Call arguments:
+        inputs: `(batch, timesteps, features)` array.
+
+    Input shape:
+        `(batch, timesteps, features)`.
+
+    Output shape:
+        The input's.
+
+    Example:
+        ```python
+        x = np.array([[[1., 2.], [0., 0.], [3., 0.]]], 'float32')
+        assert rb.layers.Masking(0.0).compute_mask(x).tolist() == [[True, False, True]]
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -217,10 +331,38 @@ class Masking(Layer):
     def compute_mask(self, inputs, mask=None): return self._keep(inputs)
     def compute_output_shape(self, input_shape): return tuple(input_shape)
     def get_config(self): return {**super().get_config(), 'mask_value': self.mask_value}
+document(Masking, mask_value=("float", "A step whose features all equal it is padding (`nan` marks all-NaN "
+                                               "steps)."))
+
 
 # %% ../nbs/10_core.ipynb 42
 class BatchNormalization(Layer):
-    "Normalise features with batch statistics in training and moving averages at inference (Keras 3 semantics)."
+    """Normalise features with batch statistics in training and moving averages at inference (Keras 3 semantics).
+
+    Keras' `BatchNormalization`: `gamma * (x - mean) / sqrt(var + epsilon) + beta` per feature of `axis`. In
+    training the batch's mean and variance are used (masked steps left out) and the moving averages follow
+    them; at inference the moving averages are used.
+
+    {args}
+
+    Call arguments:
+        inputs: Array of any rank.
+        training (bool): Use (and update) the batch statistics; only while the layer is trainable.
+        mask: Optional `(batch, timesteps)` mask; masked entries are left out of the statistics.
+
+    Input shape:
+        Any.
+
+    Output shape:
+        The input's.
+
+    Example:
+        ```python
+        bn = rb.layers.BatchNormalization()
+        y = bn(np.random.rand(64, 3).astype('float32') * 5 + 2, training=True)
+        assert np.allclose(y.mean(axis=0), 0, atol=1e-4)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer='zeros',
                  gamma_initializer='ones', moving_mean_initializer='zeros', moving_variance_initializer='ones',
@@ -263,7 +405,25 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, name='moving_variance',
                                                trainable=False)
 
+
 # %% ../nbs/10_core.ipynb 45
+_BN = "{k} of the `{w}` weight (see `rb.initializers`, `rb.regularizers`, `rb.constraints`)."
+_REFUSED = "Keras' batch renormalization; rnnbook has none and takes only the default."
+document(BatchNormalization,
+         axis=("int", "The features axis (normalised per entry along it)."),
+         momentum=("float", "Momentum `m` of the moving averages: `avg = m * avg + (1 - m) * batch_statistic`."),
+         epsilon=("float", "Small number added to the variance before the square root."),
+         center=("bool", "Add the learned offset `beta`."),
+         scale=("bool", "Multiply by the learned scale `gamma`."),
+         **{f"{w}_{k}": ("str, dict or callable", _BN.format(k=k.capitalize(), w=w))
+            for w in ('beta', 'gamma') for k in ('initializer', 'regularizer', 'constraint')},
+         moving_mean_initializer=("str, dict or callable", "Initializer of the moving mean."),
+         moving_variance_initializer=("str, dict or callable", "Initializer of the moving variance."),
+         renorm=("bool", _REFUSED), renorm_clipping=("dict or None", _REFUSED),
+         renorm_momentum=("float", _REFUSED + " Recorded in the config."),
+         synchronized=("bool", "Keras' cross-device statistics; rnnbook runs on one device and takes only `False`."))
+
+# %% ../nbs/10_core.ipynb 48
 @patch
 def _axis(self: BatchNormalization, ndim):
     "`axis` as a non-negative index, checked against the input's rank."
@@ -282,7 +442,7 @@ def _check(self: BatchNormalization, inputs, mask):
         raise ValueError("The mask provided should be one dimension less than the inputs. Received: "
                          f"mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}")
 
-# %% ../nbs/10_core.ipynb 48
+# %% ../nbs/10_core.ipynb 51
 @patch
 def _moments(self: BatchNormalization, x, mask, axes):
     "Mean and biased variance over `axes` (keepdims); masked entries left out (Keras 3: mask on all but the last axis)."
@@ -296,7 +456,7 @@ def _moments(self: BatchNormalization, x, mask, axes):
     d = ops.where(m, ops.subtract(x, mean), 0)
     return mean, ops.divide(ops.sum(ops.square(d), axis=axes, keepdims=True), n)
 
-# %% ../nbs/10_core.ipynb 51
+# %% ../nbs/10_core.ipynb 54
 @patch
 def call(self: BatchNormalization, inputs, training=False, mask=None):
     if mask is not None: mask = array_module(inputs).asarray(unwrap(mask))
@@ -323,7 +483,7 @@ def call(self: BatchNormalization, inputs, training=False, mask=None):
 @patch
 def compute_output_shape(self: BatchNormalization, input_shape): return tuple(input_shape)
 
-# %% ../nbs/10_core.ipynb 57
+# %% ../nbs/10_core.ipynb 60
 @patch
 def get_config(self: BatchNormalization):
     return {**super(BatchNormalization, self).get_config(), 'axis': self.axis, 'momentum': self.momentum,

@@ -8,6 +8,7 @@ __all__ = ['cudnn_reason', 'cudnn_ok', 'CuDNNCell', 'CuDNNLSTM', 'CuDNNGRU']
 # %% ../nbs/14_cudnn_layers.ipynb 3
 import numpy as np
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import flatten, is_nested, is_cupy_array, unwrap
 from . import ops, activations, regularizers, cudnn
 from .layer import (Layer, check_positive_int, check_bool, UnrecognizedArgumentError, set_weight_options,
@@ -24,18 +25,35 @@ _NOT_CUDNN = ('activation', 'recurrent_activation', 'use_bias', 'dropout', 'recu
               'zero_output_for_mask', 'reset_after', 'implementation', 'seed', 'use_cudnn', 'time_major')
 
 def cudnn_reason(layer, sequences):
-    "None when this call runs cuDNN itself (CuPy float data, cuDNN 9 loadable); otherwise why the fused loop runs."
+    """None when this call runs cuDNN itself (CuPy float data, cuDNN 9 loadable); otherwise why the fused loop runs.
+
+    Args:
+        layer (Layer): A recurrent layer (`CuDNNLSTM`, `CuDNNGRU`, or a built-in `LSTM`/`GRU`).
+        sequences (array): The input of the call, `(batch, timesteps, features)`.
+
+    Returns:
+        str or None: The reason, as `rb.dispatch.call_path` gives it.
+    """
     chosen = call_path(layer, sequences)
     return None if chosen.path == 'cudnn' else chosen.reason
 
 def cudnn_ok(layer, sequences) -> bool:
-    "Whether this call runs cuDNN itself: always on GPU data where cuDNN loads; the fused loops otherwise."
+    """Whether this call runs cuDNN itself: always on GPU data where cuDNN loads; the fused loops otherwise.
+
+    Args:
+        layer (Layer): A recurrent layer (`CuDNNLSTM`, `CuDNNGRU`, or a built-in `LSTM`/`GRU`).
+        sequences (array): The input of the call, `(batch, timesteps, features)`.
+    """
     return call_path(layer, sequences).path == 'cudnn'
 
 
 # %% ../nbs/14_cudnn_layers.ipynb 14
 class CuDNNCell:
-    "A cuDNN layer's `cell` (in Keras 2 a namedtuple with `state_size`); `call` is one step of the layer's loop."
+    """A cuDNN layer's `cell` (in Keras 2 a namedtuple with `state_size`); `call` is one step of the layer's loop.
+
+    Args:
+        layer (CuDNNLSTM or CuDNNGRU): The layer it belongs to (its units, kind and weights).
+    """
     def __init__(self, layer): self.layer = layer
 
     @property
@@ -216,7 +234,36 @@ def from_builtin(cls: _CuDNNRNN, layer):
 
 # %% ../nbs/14_cudnn_layers.ipynb 32
 class CuDNNLSTM(_CuDNNRNN):
-    "Keras 2's fast LSTM backed by cuDNN: `LSTM` with two bias vectors and cuDNN's weight layout; runs anywhere."
+    """Keras 2's fast LSTM backed by cuDNN: `LSTM` with two bias vectors and cuDNN's weight layout; runs anywhere.
+
+    Keras 2's `CuDNNLSTM` (Keras 3 has none: its `LSTM` takes the cuDNN path itself). Weights: `kernel`
+    `(input_dim, 4 * units)`, `recurrent_kernel` `(units, 4 * units)` and `bias` `(8 * units,)`, cuDNN's input and
+    recurrent biases, so Keras 2 files load unchanged. A call runs cuDNN on CuPy arrays where cuDNN loads and
+    the fused LSTM loop elsewhere, with tanh and sigmoid fixed; `to_builtin()` gives the equal `LSTM`.
+
+    {args}
+
+    Call arguments:
+        inputs: `(batch, timesteps, features)` array, or Keras 2's list `[inputs, *initial_state]`.
+        mask: Must be `None`: a mask is an error (the built-in layer takes masks).
+        training (bool): Accepted; the layer has no dropout.
+        initial_state: Optional list of initial states, each `(batch, units)`.
+
+    Input shape:
+        3D array `(batch, timesteps, features)`.
+
+    Output shape:
+        `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`; with `return_state`, a list:
+        that output, then the final states.
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        layer = rb.layers.CuDNNLSTM(16, return_sequences=True)
+        y = layer(x)
+        assert y.shape == (4, 10, 16) and np.allclose(layer.to_builtin()(x), y, atol=1e-5)
+        ```
+    """
     cudnn_kind, gates = 'LSTM', 4
 
     def __init__(self, units, kernel_initializer='glorot_uniform', recurrent_initializer='orthogonal',
@@ -249,11 +296,42 @@ class CuDNNLSTM(_CuDNNRNN):
                           return_sequences=self.return_sequences if return_sequences is None else return_sequences)
 
     def get_config(self): return {**super().get_config(), 'unit_forget_bias': self.unit_forget_bias}
+document(CuDNNLSTM, kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`). The "
+                                    "built-in layer's `activation`, `dropout`, `unroll`, ... are refused: use "
+                                    "`LSTM` for them."))
 
 
 # %% ../nbs/14_cudnn_layers.ipynb 34
 class CuDNNGRU(_CuDNNRNN):
-    "Keras 2's fast GRU backed by cuDNN: `GRU(reset_after=True)` with cuDNN's weight layout; runs anywhere."
+    """Keras 2's fast GRU backed by cuDNN: `GRU(reset_after=True)` with cuDNN's weight layout; runs anywhere.
+
+    Keras 2's `CuDNNGRU` (Keras 3 has none: its `GRU` takes the cuDNN path itself). Weights: `kernel`
+    `(input_dim, 3 * units)`, `recurrent_kernel` `(units, 3 * units)` and `bias` `(6 * units,)`, cuDNN's input and
+    recurrent biases. A call runs cuDNN on CuPy arrays where cuDNN loads and the fused GRU loop elsewhere;
+    `to_builtin()` gives the equal `GRU(reset_after=True)`.
+
+    {args}
+
+    Call arguments:
+        inputs: `(batch, timesteps, features)` array, or Keras 2's list `[inputs, *initial_state]`.
+        mask: Must be `None`: a mask is an error (the built-in layer takes masks).
+        training (bool): Accepted; the layer has no dropout.
+        initial_state: Optional list of initial states, each `(batch, units)`.
+
+    Input shape:
+        3D array `(batch, timesteps, features)`.
+
+    Output shape:
+        `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`; with `return_state`, a list:
+        that output, then the final states.
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        y, h = rb.layers.CuDNNGRU(16, return_state=True)(x)
+        assert y.shape == (4, 16) and (y == h).all()
+        ```
+    """
     cudnn_kind, gates = 'GRU', 3
 
     def __init__(self, units, kernel_initializer='glorot_uniform', recurrent_initializer='orthogonal',
@@ -274,4 +352,7 @@ class CuDNNGRU(_CuDNNRNN):
         return gru_fused(x, initial_state[0], K, R, b, _TANH, _SIGMOID, reset_after=True,
                          go_backwards=self.go_backwards if go_backwards is None else go_backwards,
                          return_sequences=self.return_sequences if return_sequences is None else return_sequences)
+document(CuDNNGRU, kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`). The "
+                                    "built-in layer's `activation`, `dropout`, `unroll`, ... are refused: use "
+                                    "`GRU` for them."))
 

@@ -11,6 +11,7 @@ import math
 import warnings
 import numpy as np
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import flatten, map_structure, is_nested, unwrap, to_numpy, floatx, array_module
 
 # %% ../nbs/05b_data.ipynb 6
@@ -20,7 +21,38 @@ def _check_choice(name, value, choices=('pre', 'post')):
     return value
 
 def pad_sequences(sequences, maxlen=None, dtype='int32', padding='pre', truncating='pre', value=0.0):
-    "Pad (or truncate) `sequences` to one array `(num_samples, maxlen, ...)`, as `keras.utils.pad_sequences`."
+    """Pad (or truncate) `sequences` to one array `(num_samples, maxlen, ...)`, as `keras.utils.pad_sequences`.
+
+    Each sequence becomes `maxlen` steps long: a shorter one is filled with `value`, a longer
+    one loses steps, at its start (`'pre'`, Keras' default: the last steps, the ones an RNN
+    reads last, are kept) or at its end (`'post'`). A step may itself be an array (a feature
+    vector); all steps then share one shape.
+
+    Args:
+        sequences (list): One list or array per sample, of any length (the steps along the first
+            axis).
+        maxlen (int or None): Length of every output sequence; `None` takes the longest one.
+            Default: `None`.
+        dtype (str or dtype): dtype of the output (`object` for strings of different lengths).
+            Default: `'int32'`.
+        padding (str): `'pre'` fills before each sequence, `'post'` after it. Default: `'pre'`.
+        truncating (str): `'pre'` drops the first steps of a longer sequence, `'post'` its last
+            ones. Default: `'pre'`.
+        value (float or str): The fill value. Default: `0.0`.
+
+    Returns:
+        Array of shape `(len(sequences), maxlen)` followed by the shape of one step.
+
+    Raises:
+        ValueError: an unknown `padding` or `truncating`, a non-iterable sequence, or steps of different shapes.
+
+    Example:
+        ```python
+        x = rb.data.pad_sequences([[1, 2], [3, 4, 5, 6]], maxlen=3)
+        assert x.tolist() == [[0, 1, 2], [4, 5, 6]]
+        assert rb.data.pad_sequences([[1]], maxlen=2, padding='post').tolist() == [[1, 0]]
+        ```
+    """
     _check_choice('padding', padding)
     _check_choice('truncating', truncating)
     if not hasattr(sequences, '__len__'): raise ValueError("`sequences` must be iterable.")
@@ -74,7 +106,21 @@ def _window_starts(n, n_targets, sequence_length, sequence_stride, sampling_rate
 
 # %% ../nbs/05b_data.ipynb 12
 class TimeseriesDataset:
-    "Batches of windows over a time series (and their targets): a re-iterable NumPy batch iterator."
+    """Batches of windows over a time series (and their targets): a re-iterable NumPy batch iterator.
+
+    What `timeseries_dataset_from_array` returns (build it with that function). Each iteration
+    yields the batches anew: `x` of shape `(batch, sequence_length, ...)` and, with targets,
+    `(x, y)` with `y` of shape `(batch, ...)`; `len()` is the number of batches. It plays the
+    role of the `tf.data.Dataset` Keras returns.
+
+    {args}
+
+    Example:
+        ```python
+        ds = rb.data.TimeseriesDataset(np.arange(10), None, np.arange(3), sequence_length=4, batch_size=2)
+        assert [b.shape for b in ds] == [(2, 4), (1, 4)]
+        ```
+    """
     def __init__(self, data, targets, starts, sequence_length, sampling_rate=1, batch_size=128, shuffle=False,
                  seed=None, start_index=0):
         self.data, self.targets, self.starts = data, targets, starts
@@ -102,11 +148,62 @@ class TimeseriesDataset:
             x = self.data[xp.asarray(s[:, None] + steps)]                              # (B, L, ...)
             batch = x if self.targets is None else (x, self.targets[xp.asarray(s)])
             yield batch if self.batch_size else map_structure(lambda a: a[0], batch)
+document(TimeseriesDataset,
+         data=('array', 'The series, time along the first axis: `(steps, ...)`.'),
+         targets=('array or None', 'Target of each window, indexed by the window\'s first step; '
+                  '`None`: no targets.'),
+         starts=('array of int', 'First step of each window, relative to `start_index`.'),
+         sequence_length=('int', 'Steps in each window.'),
+         sampling_rate=('int', 'Distance between two steps of a window (1: consecutive steps).'),
+         batch_size=('int or None', 'Windows per batch; `None` yields single windows, unbatched.'),
+         shuffle=('bool', 'Visit the windows in a random order (a new one on each pass).'),
+         seed=('int or None', 'Seed of the shuffling; `None` draws one.'),
+         start_index=('int', 'Offset added to every start.'))
 
 # %% ../nbs/05b_data.ipynb 15
 def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,
                                   batch_size=128, shuffle=False, seed=None, start_index=None, end_index=None):
-    "Batches of sliding windows over `data` (and `targets[start]` of each), as `keras.utils.timeseries_dataset_from_array`."
+    r"""Batches of sliding windows over `data` (and `targets[start]` of each), as `keras.utils.timeseries_dataset_from_array`.
+
+    Window $i$ starts at step $s_i$ = `start_index + i * sequence_stride` and holds the steps
+    $s_i, s_i + r, \dots, s_i + (L - 1) r$ ($L$ = `sequence_length`, $r$ = `sampling_rate`); its
+    target is `targets[s_i]`. Keras' signature and checks, less `format`: the result is always a
+    NumPy `TimeseriesDataset`, which `fit`, `evaluate` and `predict` take as `x`.
+
+    Args:
+        data (array): The series, time along the first axis: `(steps, ...)`.
+        targets (array or None): Targets, `targets[i]` for the window that starts at step `i`;
+            `None` for windows only (for `predict`).
+        sequence_length (int): Steps in each window.
+        sequence_stride (int): Steps between the starts of two consecutive windows. Default:
+            `1`.
+        sampling_rate (int): Distance between two steps within a window (1: consecutive steps).
+            Default: `1`.
+        batch_size (int or None): Windows per batch; `None` yields single windows. Default:
+            `128`.
+        shuffle (bool): Visit the windows in a random order (a new one on each pass). Default:
+            `False`.
+        seed (int or None): Seed of the shuffling. Default: `None`.
+        start_index (int or None): First step used (windows start there or later); `None`: 0.
+            Default: `None`.
+        end_index (int or None): Steps at or after `end_index` are not used; `None`: the end of
+            `data`. Default: `None`.
+
+    Returns:
+        A `TimeseriesDataset` yielding `x` (or `(x, y)` with targets) of shape `(batch, sequence_length, ...)`.
+
+    Raises:
+        ValueError: a start, end, stride or sampling rate outside the data.
+
+    Example:
+        ```python
+        series = np.arange(10.)
+        ds = rb.data.timeseries_dataset_from_array(series, series, sequence_length=3, batch_size=4)
+        x, y = next(iter(ds))
+        assert x.shape == (4, 3) and x[1].tolist() == [1., 2., 3.] and y[1] == 1.
+        assert len(ds) == 2                     # 8 windows in batches of 4
+        ```
+    """
     data = data if hasattr(data, 'shape') else np.asarray(data)
     if targets is not None and not hasattr(targets, 'shape'): targets = np.asarray(targets)
     n_targets = None if targets is None else len(targets) - (start_index or 0)
@@ -209,8 +306,48 @@ def _class_weights(y, class_weight):
     return np.array([class_weight.get(int(c), 1.0) for c in classes], floatx())
 
 # %% ../nbs/05b_data.ipynb 30
+_DATA_ARGS = {
+    'x': ("array, list or dict of arrays, or iterable", "Input data: an array (NumPy or CuPy), a list or dict "
+          "of arrays for a model with several inputs, or a generator/iterable (`TimeseriesDataset`, a torch "
+          "`DataLoader`) yielding batches `x`, `(x, y)` or `(x, y, sample_weight)`."),
+    'y': ("array, list or dict of arrays, or None", "Targets, as many samples as `x`: one array, or one per "
+          "output (a list in output order or a dict by output name). `None` when `x` yields its batches."),
+    'sample_weight': ("array or None", "One weight per sample, shape `(samples,)`, scaling that sample's loss "
+                      "and metrics; `None` when `x` yields its batches."),
+    'batch_size': ("int or None", "Samples per batch (the last batch may be smaller); `None` means 32. "
+                   "Batches a generator yields keep their own size."),
+    'steps': ("int or None", "Number of batches to draw; `None` draws until the data runs out (one pass)."),
+    'shuffle': ("bool", "Draw the samples of arrays in a new random order every epoch."),
+    'class_weight': ("dict or None", "`{class index: weight}`: each sample is weighted by the weight of its "
+                     "class (integer or one-hot targets); not together with `sample_weight`."),
+    'validation_split': ("float", "Fraction (0 to 1) of the samples held out for validation: the last ones, "
+                         "before shuffling (arrays only)."),
+    'validation_data': ("tuple or iterable or None", "`(x_val, y_val)`, `(x_val, y_val, val_sample_weight)` "
+                        "or a batch source, evaluated after each epoch (logged as `val_*`); wins over "
+                        "`validation_split`."),
+    'steps_per_epoch': ("int or None", "Batches per epoch; `None`: all the data. With it, a generator's next "
+                        "epoch goes on where the last one stopped."),
+    'validation_steps': ("int or None", "Batches of each validation; `None`: all the validation data."),
+    'validation_batch_size': ("int or None", "Samples per validation batch; `None`: `batch_size`."),
+}
+
+# %% ../nbs/05b_data.ipynb 33
 class ArrayBatches:
-    "The batches `(x, y, sample_weight)` of arrays: slices in order, or of a fresh permutation each epoch."
+    """The batches `(x, y, sample_weight)` of arrays: slices in order, or of a fresh permutation each epoch.
+
+    What the training loop draws from arrays (`fit` builds it). `num_batches` is the number of
+    batches of an epoch; `epoch()` yields them, each a tuple `(x, y, sample_weight)` of slices
+    of the arrays (on the arrays' device).
+
+    {args}
+
+    Example:
+        ```python
+        batches = rb.data.ArrayBatches(np.arange(5), np.arange(5) * 2, batch_size=2)
+        assert batches.num_batches == 3
+        assert [x.tolist() for x, y, w in batches.epoch()] == [[0, 1], [2, 3], [4]]
+        ```
+    """
     def __init__(self, x, y=None, sample_weight=None, batch_size=32, steps=None, shuffle=False, rng=None):
         self.data, self.n = (x, y, sample_weight), _num_samples(x, y, sample_weight)
         self.batch_size, self.steps, self.shuffle, self.rng = batch_size, steps, shuffle, rng
@@ -224,27 +361,73 @@ class ArrayBatches:
         "The batches of one epoch."
         for index in _batches(self.n, self.batch_size, self.shuffle, self.rng, self.steps):
             yield tuple(_take(d, index) for d in self.data)
+document(ArrayBatches, **_DATA_ARGS,
+         rng=('numpy.random.Generator or None', 'Random generator of the permutations (`fit` sets one).'))
 
-# %% ../nbs/05b_data.ipynb 33
+# %% ../nbs/05b_data.ipynb 36
 def is_batch_source(data) -> bool:
-    "True for generators, iterators and iterables of batches; False for arrays and lists/tuples/dicts of arrays."
+    """True for generators, iterators and iterables of batches; False for arrays and lists/tuples/dicts of arrays.
+
+    How `fit`, `evaluate` and `predict` tell a batch source from arrays: lists, tuples and dicts
+    are several inputs (or outputs), everything else that iterates yields batches.
+
+    Args:
+        data (object): What was passed as `x` (or as `validation_data`).
+
+    Example:
+        ```python
+        assert rb.data.is_batch_source(iter([])) and not rb.data.is_batch_source([np.ones(2)])
+        ```
+    """
     if data is None or isinstance(data, (list, tuple, dict, str, bytes)) or hasattr(data, 'shape'): return False
     return hasattr(data, '__iter__') or hasattr(data, '__next__')
 
 def unpack_x_y_sample_weight(data):
-    "`(x, y, sample_weight)` from a batch `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)` (Keras' rule)."
+    """`(x, y, sample_weight)` from a batch `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)` (Keras' rule).
+
+    As `keras.utils.unpack_x_y_sample_weight`: the missing entries are `None`; a list counts as
+    a tuple.
+
+    Args:
+        data (object): One batch as a generator yields it.
+
+    Returns:
+        The tuple `(x, y, sample_weight)`.
+
+    Raises:
+        ValueError: a tuple of more than three entries.
+
+    Example:
+        ```python
+        assert rb.data.unpack_x_y_sample_weight((1, 2)) == (1, 2, None)
+        ```
+    """
     if isinstance(data, list): data = tuple(data)
     if not isinstance(data, tuple): return data, None, None
     if len(data) in (1, 2, 3): return (data + (None, None))[:3]
     raise ValueError("Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
                      f"found: {data}")
 
-# %% ../nbs/05b_data.ipynb 36
+# %% ../nbs/05b_data.ipynb 39
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
             "generate at least `steps_per_epoch * epochs` batches.")
 
 class SourceBatches:
-    "The batches `(x, y, sample_weight)` a generator or iterable yields; `steps` batches an epoch (None: a pass)."
+    """The batches `(x, y, sample_weight)` a generator or iterable yields; `steps` batches an epoch (None: a pass).
+
+    What the training loop draws from a batch source (`fit` builds it). Without `steps` each
+    epoch is a new pass (`iter(source)`); with `steps` an epoch takes that many batches and the
+    next one goes on from there. `epoch()` yields the batches, checked and cast as arrays are;
+    `ran_out` tells that a source had nothing left, as Keras warns.
+
+    {args}
+
+    Example:
+        ```python
+        source = [(np.ones((2, 1)), np.zeros((2, 1)))] * 3
+        assert len(list(rb.data.SourceBatches(source).epoch())) == 3
+        ```
+    """
     def __init__(self, source, steps=None, class_weight=None):
         self.source, self.steps, self.class_weight = source, steps, class_weight
         self._iterator, self.seen, self.ran_out = None, 0, False
@@ -264,8 +447,12 @@ class SourceBatches:
             if not restart: raise
         self._iterator = iter(self.source)
         return next(self._iterator)                  # StopIteration again: nothing is left
+document(SourceBatches, class_weight=_DATA_ARGS['class_weight'],
+         source=('iterable', 'A generator, iterator or re-iterable object yielding batches `x`, `(x, y)` or '
+                 '`(x, y, sample_weight)`.'),
+         steps=('int or None', 'Batches per epoch; `None`: one whole pass per epoch.'))
 
-# %% ../nbs/05b_data.ipynb 39
+# %% ../nbs/05b_data.ipynb 42
 def _standardize_batch(batch, class_weight=None):
     x, y, sample_weight = unpack_x_y_sample_weight(batch)
     x, y, sample_weight = _standardize(x), _standardize(y, 'y'), _standardize(sample_weight, 'sample_weight')
@@ -293,7 +480,7 @@ def epoch(self: SourceBatches):
     self.ran_out = count == 0
     if self.ran_out or (self.steps is not None and count < self.steps): warnings.warn(_RAN_OUT, stacklevel=2)
 
-# %% ../nbs/05b_data.ipynb 42
+# %% ../nbs/05b_data.ipynb 45
 def _source_only(y, sample_weight, validation_split=0.):
     "`y`, `sample_weight` or `validation_split` beside a batch source: a ValueError naming it (Keras' rule)."
     for name, what in (('y', 'the targets'), ('sample_weight', 'the sample weights')):

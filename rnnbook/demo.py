@@ -13,7 +13,23 @@ from .cells import KINDS
 
 # %% ../nbs/92_demo.ipynb 6
 def make_data(batch=8, timesteps=20, features=16, seed=0):
-    "Generated sequences `(batch, timesteps, features)` and a right-padded mask of random lengths."
+    """Generated sequences `(batch, timesteps, features)` and a right-padded mask of random lengths.
+
+    Args:
+        batch (int): the number of sequences. Default 8.
+        timesteps (int): the padded length. Default 20.
+        features (int): the features per step. Default 16.
+        seed (int): the random seed. Default 0.
+
+    Returns:
+        tuple: `x` float32 `(batch, timesteps, features)` and `mask` bool `(batch, timesteps)`, each valid length
+        between `timesteps // 2` and `timesteps`.
+
+    Example:
+        ```python
+        x, mask = make_data(batch=4)
+        ```
+    """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, timesteps, features)).astype('float32')
     lengths = rng.integers(timesteps // 2, timesteps + 1, batch)
@@ -22,7 +38,24 @@ def make_data(batch=8, timesteps=20, features=16, seed=0):
 
 # %% ../nbs/92_demo.ipynb 9
 def run_model(layer, cell, x, mask):
-    "Run `layer` and `RNN(cell)` with shared weights; returns (outputs, max |difference|, seconds)."
+    """Run `layer` and `RNN(cell)` with shared weights; returns (outputs, max |difference|, seconds).
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU or LSTM layer with `return_sequences=True, return_state=True`.
+        cell (Layer): the matching cell (`SimpleRNNCell`, ...) with the same units, run in the generic `RNN`.
+        x (array): the input, `(batch, timesteps, features)`.
+        mask (array): `(batch, timesteps)` bool, False at padding.
+
+    Returns:
+        tuple: the layer's outputs (sequence and states), the largest difference to `RNN(cell)`, and the
+        seconds the layer's masked call took.
+
+    Example:
+        ```python
+        (seq, h), diff, dt = run_model(rb.layers.GRU(8, return_sequences=True, return_state=True),
+                                       rb.layers.GRUCell(8), x, mask)
+        ```
+    """
     ref = rb.layers.RNN(cell, return_sequences=True, return_state=True)
     layer(x)
     ref(x)
@@ -35,7 +68,23 @@ def run_model(layer, cell, x, mask):
 
 # %% ../nbs/92_demo.ipynb 12
 def run_tagger(seed=0, vocab=50, batch=6, timesteps=12):
-    "A sequence tagger on padded token ids: Embedding(mask_zero) -> Bidirectional(LSTM) -> TimeDistributed(Dense)."
+    """A sequence tagger on padded token ids: Embedding(mask_zero) -> Bidirectional(LSTM) -> TimeDistributed(Dense).
+
+    Args:
+        seed (int): the random seed of the token ids and lengths. Default 0.
+        vocab (int): the vocabulary size (id 0 is padding). Default 50.
+        batch (int): the number of sequences. Default 6.
+        timesteps (int): the padded length. Default 12.
+
+    Returns:
+        tuple: the ids `(batch, timesteps)`, the tag probabilities `(batch, timesteps, 5)`, the largest difference
+        between sample 0 padded and unpadded, and the number of parameters.
+
+    Example:
+        ```python
+        ids, probs, diff, params = run_tagger()
+        ```
+    """
     rng = np.random.default_rng(seed)
     lengths = rng.integers(3, timesteps + 1, batch)
     ids = rng.integers(1, vocab, (batch, timesteps)) * (np.arange(timesteps)[None] < lengths[:, None])
@@ -50,7 +99,23 @@ def run_tagger(seed=0, vocab=50, batch=6, timesteps=12):
 
 # %% ../nbs/92_demo.ipynb 15
 def run_training(seed=0, n=1200, timesteps=12, epochs=8):
-    "Train Masking -> LSTM -> Dense on padded ±1 sequences: is the sum of the valid steps positive?"
+    """Train Masking -> LSTM -> Dense on padded ±1 sequences: is the sum of the valid steps positive?
+
+    Args:
+        seed (int): the random seed of the data and the weights. Default 0.
+        n (int): the number of sequences; the first 1000 train, the rest validate. Default 1200.
+        timesteps (int): the padded length. Default 12.
+        epochs (int): the training epochs. Default 8.
+
+    Returns:
+        tuple: the trained model, its `History`, and the seconds `fit` took.
+
+    Example:
+        ```python
+        model, history, seconds = run_training(epochs=2)
+        history.history['val_accuracy']
+        ```
+    """
     rng = np.random.default_rng(seed)
     x = rng.choice([-1., 1.], (n, timesteps, 1)).astype('float32')
     lengths = rng.integers(3, timesteps + 1, n)
@@ -74,7 +139,7 @@ def _digits_classifier(epochs=10, verbose=1):
     idx = np.random.default_rng(0).permutation(len(x))
     tr, te = idx[:1400], idx[1400:]
     rb.set_seed(0)
-    model = rb.Sequential([rb.layers.LSTM(64, input_shape=(None, 8)), rb.layers.BatchNormalization(),
+    model = rb.Sequential([rb.layers.LSTM(64, input_shape=(None, 8), name='digits_lstm'), rb.layers.BatchNormalization(),
                            rb.layers.Dense(10)])
     model.compile(loss=rb.losses.SparseCategoricalCrossentropy(from_logits=True),
                   optimizer=rb.optimizers.Adam(learning_rate=0.01), metrics=['accuracy'])
@@ -93,12 +158,12 @@ def _lstm_pictures(lstm, sample):
     mask[1, 5:] = mask[3, 6:] = False    # two digits with their last rows padded
     pictures = {'gates': gate_figure(rb.trace(lstm, sample), sample=0, timestep=4),
                 'mask': mask_figure(rb.trace(lstm, sample, mask=mask), sample=1)}
-    stateful = rb.layers.LSTM(lstm.units, stateful=True, return_sequences=True)
+    stateful = rb.layers.LSTM(lstm.units, stateful=True, return_sequences=True, name=f'{lstm.name}_stateful')
     stateful.build((4, None, 8))
     stateful.set_weights(lstm.get_weights())
     chunks = [sample[:, :3], sample[:, 3:6], sample[:, 6:]]             # a digit's rows fed in three calls
     pictures['state'] = state_figure(rb.trace_batches(stateful, chunks), stateless=stateless_traces(stateful, chunks))
-    bi = rb.layers.Bidirectional(rb.layers.LSTM(lstm.units, return_sequences=True))
+    bi = rb.layers.Bidirectional(rb.layers.LSTM(lstm.units, return_sequences=True), name=f'{lstm.name}_both_ways')
     bi.build(sample.shape)
     bi.set_weights(lstm.get_weights() * 2)      # the trained LSTM reading both ways
     pictures['bidirectional'] = bidirectional_figure(rb.trace(bi, sample, mask=mask), sample=1)
@@ -106,7 +171,22 @@ def _lstm_pictures(lstm, sample):
 
 # %% ../nbs/92_demo.ipynb 24
 def digits_tour(out_dir='tour', epochs=10, verbose=1):
-    "Train the guide's row-by-row classifier on scikit-learn's 8x8 digits and save the pictures of its LSTM."
+    """Train the guide's row-by-row classifier on scikit-learn's 8x8 digits and save the pictures of its LSTM.
+
+    Args:
+        out_dir (str): the folder the pictures are written to (created if needed). Default 'tour'.
+        epochs (int): the training epochs. Default 10.
+        verbose (int): `fit`'s verbosity: 1 prints a line per epoch, 0 nothing. Default 1.
+
+    Returns:
+        tuple: the held-out accuracy and a dict picture name -> path of its PNG
+        ('gates', 'mask', 'state', 'bidirectional').
+
+    Example:
+        ```python
+        acc, paths = digits_tour('tour', epochs=10)
+        ```
+    """
     from pathlib import Path
     from rnnbook.views import render_png                           # the views load matplotlib: only here
     model, acc, sample = _digits_classifier(epochs, verbose)
@@ -119,6 +199,21 @@ def digits_tour(out_dir='tour', epochs=10, verbose=1):
     return acc, paths
 
 # %% ../nbs/92_demo.ipynb 27
+def _batchnorm_note(momentum=0.99, batches=22, epochs=(1, 3, 10)):
+    "Why val_accuracy lags in the first epochs: how far BatchNormalization's moving statistics have moved."
+    done = ', '.join(f'{1 - momentum ** (batches * e):.0%} after {e} epoch{"s" * (e > 1)}' for e in epochs)
+    return '\n'.join([
+        "Watch val_accuracy in the first epochs: it starts near chance (0.10). That is BatchNormalization warming up, "
+        "not a bug.",
+        "In training it normalises each batch with the batch's own mean and variance; for validation it uses moving "
+        "averages",
+        f"that start at mean 0 and variance 1 and move {1 - momentum:.0%} of the way towards each training batch's "
+        f"statistics (momentum {momentum}).",
+        f"With {batches} batches an epoch they have moved {done};",
+        "until then the held-out digits are normalised with the wrong statistics. The training accuracy does not lag."])
+
+
+# %% ../nbs/92_demo.ipynb 30
 def _print_layers(x, mask):
     "Each built-in layer against its cell in the generic `RNN` loop: shapes, parameters, time, difference."
     units = 32
@@ -130,7 +225,7 @@ def _print_layers(x, mask):
               f"{dt * 1e3:.1f} ms, |fused - RNN(cell)| = {diff:.1e}")
         print(f"          last output of sample 0 (first 4 units): {[round(float(v), 4) for v in seq[0, -1, :4]]}")
 
-# %% ../nbs/92_demo.ipynb 29
+# %% ../nbs/92_demo.ipynb 32
 def _print_tagger():
     "The tagger: shapes, parameters, and padded against unpadded."
     ids, probs, diff, params = run_tagger()
@@ -146,7 +241,7 @@ def _print_training():
           f"{len(h['loss'])} epochs in {dt:.1f} s, loss {h['loss'][0]:.3f} -> {h['loss'][-1]:.3f}, "
           f"held-out accuracy {h['val_accuracy'][-1]:.3f}")
 
-# %% ../nbs/92_demo.ipynb 31
+# %% ../nbs/92_demo.ipynb 34
 def _print_guide_counts():
     "The parameter counts of the guide's models."
     print("\nParameter counts of the guide's models:")
@@ -154,17 +249,30 @@ def _print_guide_counts():
         layer.build((None, None, d))
         print(f"  {type(layer).__name__}({layer.units}) on {d} features: {layer.count_params():,} parameters")
 
-# %% ../nbs/92_demo.ipynb 33
+# %% ../nbs/92_demo.ipynb 36
 def _print_digits():
     "The guide's digit classifier: held-out accuracy and where the pictures of its LSTM went."
     print("\nThe guide's row-by-row digit classifier, LSTM(64) -> BatchNormalization -> Dense(10), on scikit-learn's "
           "8x8 digits (1,400 to train, 397 held out):")
+    print(_batchnorm_note(batches=-(-1400 // 64)))
     acc, paths = digits_tour()
-    print(f"\nHeld-out accuracy: {acc:.3f}\nPictures of its LSTM:")
+    print(f"\nHeld-out accuracy: {acc:.3f}\nPictures of its LSTM (each names the layer and the input sample; samples "
+          "0-3 are the first four held-out digits,\nand the mask and bidirectional pictures treat the last rows of "
+          "digits 1 and 3 as padding):")
     for name, path in paths.items(): print(f"  {name:14s} {path.resolve()}")
 
 def main():
-    "Print outputs and parameter counts of SimpleRNN, GRU and LSTM models on generated data, then train one."
+    """Print outputs and parameter counts of SimpleRNN, GRU and LSTM models on generated data, then train one.
+
+    `python -m rnnbook.demo` runs it: it also trains the guide's digit classifier and saves the pictures of its
+    LSTM in `tour/`. It takes no arguments.
+
+    Example:
+        ```python
+        from rnnbook.demo import main
+        main()
+        ```
+    """
     rb.set_seed(0)
     x, mask = make_data()
     print(f"rnnbook {rb.__version__}: input {x.shape}, valid lengths {mask.sum(1).tolist()}\n")
@@ -174,6 +282,6 @@ def main():
     _print_guide_counts()
     _print_digits()
 
-# %% ../nbs/92_demo.ipynb 37
+# %% ../nbs/92_demo.ipynb 40
 #| eval: false
 if __name__ == '__main__': main()

@@ -8,14 +8,23 @@ __all__ = ['cudnn_section', 'layer_section']
 # %% ../nbs/89_diagnostics.ipynb 3
 from . import cudnn
 from .backend import Info, info, register_info_section
+from .argdocs import document
 from .dispatch import call_path, cudnn_config_reason, cudnn_reason
 
 # %% ../nbs/89_diagnostics.ipynb 6
+_SECTION_ARGS = {   # what `info(layer, inputs, mask)` passes to each section
+    'out': ("Info", "The dict `info()` returns, filled in place."),
+    'layer': ("Layer or None", "The layer `info` was asked about."),
+    'inputs': ("array or None", "Inputs the layer would be called on."),
+    'mask': ("array or None", "Their mask, `(batch, timesteps)` booleans."),
+}
+
 @register_info_section
 def cudnn_section(out, layer=None, inputs=None, mask=None):
     "`info()`'s `cudnn` entry: cuDNN's version and library, or why it cannot load."
     why = cudnn.library_reason()
     out['cudnn'] = why if why else f"{cudnn.version()} ({cudnn.library().path})"
+document(cudnn_section, **_SECTION_ARGS)
 
 # %% ../nbs/89_diagnostics.ipynb 9
 def _config_reason(layer):
@@ -40,3 +49,4 @@ def layer_section(out, layer=None, inputs=None, mask=None):
     chosen = call_path(layer, inputs, mask)
     out['cudnn_path'] = "taken" if chosen.path == 'cudnn' else f"not taken: {cudnn_reason(layer, inputs, mask)}"
     out['path'] = f"{chosen.path} ({chosen.reason})"
+document(layer_section, **_SECTION_ARGS)

@@ -104,6 +104,8 @@ def call_path(layer, sequences, mask=None, training=False, constants=None) -> Ca
     if getattr(layer, 'cudnn_kind', None) is not None:  # Keras 2's CuDNN layers: cuDNN, else their fused loop
         why = _cudnn_data_reason(sequences)
         return CallPath('cudnn', "CuPy float data and cuDNN loads") if why is None else CallPath('fused', why)
+    own = getattr(layer, '_call_path', None)           # a layer with paths of its own (ConvLSTM) answers itself
+    if own is not None: return own(sequences, mask, training, constants)
     if getattr(layer, 'cudnn_loop', None) is None:
         return CallPath('loop', f"{type(layer).__name__} has no cuDNN path or fused loop")
     why_not_cudnn, lengths = _cudnn_check(layer, sequences, mask, constants)

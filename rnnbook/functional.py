@@ -16,6 +16,8 @@ from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwra
                              array_module)
 from .layer import (Layer, Variable, with_mask, unique_name, register_symbolic_call, _has_symbolic,
                            deserialize_layer)
+from .argdocs import document
+from .saving import _FILE_ARGS
 
 # %% ../nbs/21d_functional.ipynb 9
 EXAMPLE_SIZES = (6, 7)   # what a None dimension becomes in the two example batches
@@ -23,6 +25,7 @@ EXAMPLE_SIZES = (6, 7)   # what a None dimension becomes in the two example batc
 def is_symbolic(x) -> bool:
     "Whether `x` is a placeholder (an `Input`, or a layer's output on one)."
     return getattr(x, '_rb_symbolic', False)
+document(is_symbolic, x=('object', 'Any value.'))
 
 # %% ../nbs/21d_functional.ipynb 12
 class SymbolicTensor:
@@ -44,6 +47,9 @@ class SymbolicTensor:
                         "outputs)`) and call the model on arrays.")
 
     def __repr__(self): return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
+document(SymbolicTensor, shape=('tuple', 'Shape with the batch axis; None where unknown.'),
+         dtype=('str or numpy.dtype', 'The dtype of the array.'),
+         examples=('tuple of arrays', "Its values on the two example batches (None sizes: `EXAMPLE_SIZES`)."))
 
 # %% ../nbs/21d_functional.ipynb 15
 class Node:
@@ -60,6 +66,8 @@ class Node:
         layer.__dict__.setdefault('_inbound_nodes', []).append(self)
 
     def __repr__(self): return f"<Node {self.layer.name}: {len(self.inputs)} input(s) -> {len(self.flat_outputs)} output(s)>"
+document(Node, layer=('Layer', 'The layer called.'), args=('tuple', 'Its positional arguments.'),
+         kwargs=('dict', 'Its keyword arguments.'), outputs=('SymbolicTensor or nest', 'What the call returned.'))
 
 def _leaves(d: dict) -> list:
     "The values of a kwargs dict in order (not sorted: keys may be of any type)."
@@ -71,6 +79,7 @@ def keras_inputs(node) -> list:
     try: flat = flatten([list(node.args), node.kwargs])
     except TypeError: return list(node.inputs)          # keyword names that do not sort: as given
     return [t for t in flat if is_symbolic(t)]
+document(keras_inputs, node=('Node', 'A call recorded on placeholders.'))
 
 def _first_call(layer, what):
     "`what` ('input' or 'output') of the first call of `layer` on placeholders: one, or a list."
@@ -94,6 +103,16 @@ def output(self: Layer):
 # %% ../nbs/21d_functional.ipynb 21
 def _example(batch_shape, dtype, size):
     return np.zeros(tuple(size if d is None else d for d in batch_shape), dtype)
+
+_INPUT_ARGS = {
+    'shape': ("tuple, int or None", "Shape of one sample, without the batch axis; None for any size."),
+    'batch_size': ("int or None", "A fixed batch size (a stateful RNN needs one); `None`: any."),
+    'dtype': ("str or None", "dtype of the data (`'int32'` for token ids); `None`: `floatx()`."),
+    'batch_shape': ("tuple or None", "The shape with the batch axis, instead of `shape` and `batch_size`."),
+    'name': ("str or None", "Name of the input layer; `None`: a unique `input_layer_N`."),
+    **dict.fromkeys(['sparse', 'ragged', 'optional'], ("bool or None", "Keras' option: only false values.")),
+    **dict.fromkeys(['tensor', 'input_tensor'], ("None", "Keras' option (an existing tensor): only `None`.")),
+}
 
 class InputLayer(Layer):
     "The layer behind `Input`: it holds the placeholder a model starts from."
@@ -128,13 +147,29 @@ class InputLayer(Layer):
     def get_config(self):
         return {'batch_shape': self.batch_shape, 'dtype': self.dtype, 'sparse': False, 'ragged': False,
                 'name': self.name, 'optional': False}
+document(InputLayer, **_INPUT_ARGS)
 
 # %% ../nbs/21d_functional.ipynb 23
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None, name=None,
           tensor=None, optional=False):
-    "A placeholder for a model's input: `shape` without the batch axis (None for any size), as `keras.Input`."
+    """A placeholder for a model's input: `shape` without the batch axis (None for any size), as `keras.Input`.
+
+    Layers called on it record their calls instead of computing; `rb.Model(inputs, outputs)`
+    turns the recorded graph into a model.
+
+    {args}
+
+    Example:
+        ```python
+        x = rb.Input(shape=(None, 8))
+        assert x.shape == (None, None, 8)
+        model = rb.Model(x, rb.layers.LSTM(4)(x))
+        assert model.predict(np.ones((2, 5, 8), 'float32'), verbose=0).shape == (2, 4)
+        ```
+    """
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, ragged=ragged,
                       batch_shape=batch_shape, input_tensor=tensor, optional=optional, name=name).output
+document(Input, **_INPUT_ARGS)
 
 # %% ../nbs/21d_functional.ipynb 26
 def _all_layers(layer) -> list:
@@ -159,12 +194,14 @@ def save_state(layer):
     attrs = [(l, k, l.__dict__[k]) for l in layers for k in ('states', '_activity_losses') if k in l.__dict__]
     variables = {id(v): v for l in layers for v in _variables_in(list(l.__dict__.values()), [])}
     return attrs, [(v, v.value.copy()) for v in variables.values()]
+document(save_state, layer=('Layer', 'A layer or a model.'))
 
 def restore_state(saved):
     "Put back what `save_state` saved."
     attrs, values = saved
     for l, k, v in attrs: l.__dict__[k] = v
     for v, value in values: v.assign(value)
+document(restore_state, saved=('tuple', 'What `save_state` returned.'))
 
 # %% ../nbs/21d_functional.ipynb 29
 def _pick(k):
@@ -201,6 +238,9 @@ def symbolic_call(layer, inputs, args=(), kwargs=None):
     outputs = _symbolic_outputs(*runs, layer)
     Node(layer, (inputs,) + tuple(args), kwargs, outputs)
     return outputs
+document(symbolic_call, layer=('Layer', 'The layer called.'),
+         inputs=('SymbolicTensor or nest', 'Its first argument.'), args=('tuple', 'Its other arguments.'),
+         kwargs=('dict or None', 'Its keyword arguments (`training` is not passed to the example runs).'))
 
 # %% ../nbs/21d_functional.ipynb 32
 register_symbolic_call(symbolic_call)
@@ -216,11 +256,14 @@ class _Operation(Layer):
 
     def get_config(self): return {'name': self.name}
 
+_LAYER_ARGS = Layer.__doc__[Layer.__doc__.index('Args:'):].split('\n\n')[0]   # the base layer's
+
 class NotEqual(_Operation):
     "Keras 3's `ops.not_equal` as a graph node: the mask node Keras writes for `Embedding(mask_zero=True)`."
     _keras_registered_name = 'NotEqual'   # as Keras 3 writes it
 
     def call(self, x1, x2): return array_module(x1).not_equal(x1, x2)
+NotEqual.__doc__ += '\n\n' + _LAYER_ARGS
 
 # %% ../nbs/21d_functional.ipynb 38
 def _axis(axis):
@@ -239,6 +282,8 @@ class ConvertToTensor(_Operation):
         self.to_dtype = dtype                      # (`dtype` is a layer's float dtype in rnnbook)
     def call(self, x): return array_module(x).asarray(x, dtype=self.to_dtype)
     def get_config(self): return {'name': self.name, 'dtype': self.to_dtype, 'sparse': None, 'ragged': None}
+document(ConvertToTensor, dtype=('str or None', 'The dtype to cast to; `None`: keep it.'),
+         **dict.fromkeys(['sparse', 'ragged'], ('bool or None', "Keras' option, unused.")))
 
 class ExpandDims(_Operation):
     "Keras 3's `ops.expand_dims`: `x` with a new axis of size 1 at `axis`."
@@ -248,11 +293,13 @@ class ExpandDims(_Operation):
         self.axis = axis
     def call(self, x): return array_module(x).expand_dims(x, _axis(self.axis))
     def get_config(self): return {'name': self.name, 'axis': self.axis}
+document(ExpandDims, axis=('int', 'Where the new axis goes.'))
 
 class LogicalOr(_Operation):
     "Keras 3's `ops.logical_or`: how merge layers combine their inputs' masks."
     _keras_registered_name = 'LogicalOr'
     def call(self, x1, x2): return array_module(x1, x2).logical_or(x1, x2)
+LogicalOr.__doc__ += '\n\n' + _LAYER_ARGS
 
 class Any(_Operation):
     "Keras 3's `ops.any`: whether any entry along `axis` is true (a step is kept if any feature is)."
@@ -262,6 +309,8 @@ class Any(_Operation):
         self.axis, self.keepdims = axis, keepdims
     def call(self, x): return array_module(x).any(x, axis=_axis(self.axis), keepdims=self.keepdims)
     def get_config(self): return {'name': self.name, 'axis': self.axis, 'keepdims': self.keepdims}
+document(Any, axis=('int, list or None', 'The axes reduced; `None`: all.'),
+         keepdims=('bool', 'Keep the reduced axes with size 1.'))
 
 # %% ../nbs/21d_functional.ipynb 41
 class _FilledLike(_Operation):
@@ -275,10 +324,12 @@ class _FilledLike(_Operation):
 class ZerosLike(_FilledLike):
     "Keras 3's `ops.zeros_like`: with `dtype='bool'`, the all-False mask `Concatenate` widens a mask with."
     _keras_registered_name, _fill = 'ZerosLike', 0
+document(ZerosLike, dtype=('str or None', "The output's dtype; `None`: the input's."))
 
 class OnesLike(_FilledLike):
     "Keras 3's `ops.ones_like`: with `dtype='bool'`, the mask `Concatenate` gives an input without one."
     _keras_registered_name, _fill = 'OnesLike', 1
+document(OnesLike, dtype=('str or None', "The output's dtype; `None`: the input's."))
 
 class ConcatenateOp(_Operation):
     "Keras 3's `ops.concatenate` (Keras' name: `Concatenate`), which joins masks; not the merge layer."
@@ -288,6 +339,7 @@ class ConcatenateOp(_Operation):
         self.axis = axis
     def call(self, xs): return array_module(*xs).concatenate(xs, axis=self.axis)
     def get_config(self): return {'name': self.name, 'axis': self.axis}
+document(ConcatenateOp, axis=('int', 'The axis the arrays are joined along.'))
 
 # %% ../nbs/21d_functional.ipynb 44
 def _node_levels(inputs, outputs):
@@ -384,6 +436,8 @@ def keras_layer_order(inputs, outputs) -> list:
             layers[id(t.node.layer)], layer_depth[id(t.node.layer)] = t.node.layer, 0
             first_seen[id(t.node.layer)] = -1
     return sorted(layers.values(), key=lambda l: (-layer_depth[id(l)], first_seen[id(l)]))
+document(keras_layer_order, inputs=('list', "The model's input placeholders."),
+         outputs=('list', "The model's output placeholders."))
 
 
 # %% ../nbs/21d_functional.ipynb 59
@@ -468,6 +522,8 @@ def keras2_node(layer, node):
     if len(refs) > 1 and hasattr(layer, 'go_backwards'):          # Keras 2's `rnn([x, *initial_state])`
         return {'args': [refs[0]], 'kwargs': {**kwargs, 'initial_state': refs[1:]}}
     return {'args': [refs[0] if len(refs) == 1 else refs], 'kwargs': kwargs}
+document(keras2_node, layer=('Layer', 'The layer the node calls.'),
+         node=('list', "One entry of a Keras 2 config's `inbound_nodes`."))
 
 # %% ../nbs/21d_functional.ipynb 68
 def _replay_calls(queue, created, resolve, model_name):
@@ -502,4 +558,7 @@ def functional_from_config(cls, config, custom_objects=None):
     get = lambda r: created[(r[0], r[1] - offset.get(r[0], 0))][r[2]]
     inputs, outputs = _map_refs(get, config['input_layers']), _map_refs(get, config['output_layers'])
     return cls(inputs=inputs, outputs=outputs, name=config.get('name'), trainable=config.get('trainable', True))
+document(functional_from_config, custom_objects=_FILE_ARGS['custom_objects'],
+         cls=('type', 'The model class to create (`Model` or a subclass).'),
+         config=('dict', "A functional model's config (`model.get_config()`, Keras 3 or 2)."))
 

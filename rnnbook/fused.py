@@ -35,37 +35,51 @@ def step_weights(blocks, dtype):
 
 # %% ../nbs/08b_fused.ipynb 9
 class StepInputs:
-    "The stacked step input `[hᵀ; x_tᵀ; 1]` `(U + D + 1, B)`; `prev` views the state it holds, `h` where the new one goes."
-    def __init__(self, x, h0, go_backwards, keep=False):
+    "Stacked inputs `[hᵀ; x_tᵀ; 1]` of a block of steps: step `k` reads `cols[k]`, writes `cols[k + 1]`."
+    budget = 2 ** 18     # bytes per block of inference steps (larger measured slower); keep: all T steps
+    def __init__(self, x, h0, go_backwards, keep=False, seq=None):
         xp = array_module(x)
-        B, T, D = x.shape; U = h0.shape[1]
-        self.U, self.keep = U, keep
-        xs = x[:, ::-1] if go_backwards else x
-        if keep:     # every s_k kept: column k is s_k, and step k writes h_k into column k + 1
-            self.all = xp.empty((U + D + 1, T + 1, B), x.dtype)
-            self.all[:U, 0] = h0.T
-            self.all[U:U + D, :T] = xp.ascontiguousarray(xs.transpose(1, 2, 0)).transpose(1, 0, 2)  # 2× faster than directly
-            self.all[U:U + D, T] = 0; self.all[U + D] = 1
-            self.buf = self.all[:, 0]; self.prev, self.h = self.all[:U, 0], self.all[:U, 1]
-        else:        # the inputs transposed one block of steps at a time: memory does not grow with T
-            self.xs, self.xp, self.xT = xs, xp, None
-            self.buf = xp.empty((U + D + 1, B), x.dtype)
-            self.buf[:U] = h0.T; self.buf[U + D] = 1
-            self.prev = self.h = self.buf[:U]; self.x = self.buf[U:U + D]
-    block = 256      # steps per transposed block (inference)
+        B, T, D = x.shape
+        U = h0.shape[1]
+        n = T if keep else max(1, min(T, self.budget // max(1, (U + D + 1) * B * x.itemsize)))
+        self.U, self.D, self.n, self.xp, self.seq = U, D, n, xp, seq
+        self.xs = x[:, ::-1] if go_backwards else x
+        if keep:         # feature-major: the backward pass reads all s_k as one (U + D + 1, T·B) matrix
+            self.all = xp.empty((U + D + 1, n + 1, B), x.dtype)
+            self.cols = self.all.transpose(1, 0, 2)                      # (n + 1, U + D + 1, B) view
+        else:            # step-major: each s_k contiguous
+            self.all = self.cols = xp.empty((n + 1, U + D + 1, B), x.dtype)
+        self.cols[0, :U] = h0.T
+        self.cols[n, U:U + D] = 0
+        self.cols[:, U + D] = 1
+        self.buf, self.prev, self.h = self.cols[0], self.cols[0, :U], self.cols[1, :U]
+        self._inputs(0)
+
+    def _inputs(self, k):
+        "The inputs of the block that starts at step `k`, transposed into rows `U:U + D`."
+        self.k0 = k
+        xb = self.xs[:, k:k + self.n]                                            # (B, m, D)
+        xT = self.xp.ascontiguousarray(xb.transpose(1, 2, 0))                    # (m, D, B)
+        self.cols[:xT.shape[0], self.U:self.U + self.D] = xT
+
     def load(self, k):
-        "`s_k` with step k's input in place."
-        if self.keep:
-            self.buf = self.all[:, k]
-            self.prev, self.h = self.all[:self.U, k], self.all[:self.U, k + 1]
-        else:
-            j = k % self.block
-            if j == 0: self.xT = self.xp.ascontiguousarray(self.xs[:, k:k + self.block].transpose(1, 2, 0))  # (t, D, B)
-            self.x[...] = self.xT[j]
+        "`s_k` with step k's input in place; a new block first flushes the last one and carries its state."
+        U, j = self.U, k % self.n
+        if j == 0 and k:
+            self.flush(k)
+            self.cols[0, :U] = self.cols[self.n, :U]
+            self._inputs(k)
+        self.buf = self.cols[j]
+        self.prev, self.h = self.buf[:U], self.cols[j + 1, :U]
         return self.buf
 
+    def flush(self, k):
+        "The states of the block's steps before `k` into `seq` `(T, B, U)`, if given: one copy per block."
+        if self.seq is None or k <= self.k0: return
+        self.seq[self.k0:k] = self.cols[1:k - self.k0 + 1, :self.U].transpose(0, 2, 1)
 
-# %% ../nbs/08b_fused.ipynb 12
+
+# %% ../nbs/08b_fused.ipynb 14
 class MaskedOutputs:
     "Per-step masking for the fused loops: states held and outputs repeated (or zeroed) where the mask is 0."
     def __init__(self, mask, go_backwards, zero_output_for_mask, like):
@@ -86,7 +100,7 @@ def _result(seq, last, states):
     return last.T.copy(), (seq.transpose(1, 0, 2) if seq is not None else last.T[:, None]), [s.T.copy() for s in states]
 
 
-# %% ../nbs/08b_fused.ipynb 15
+# %% ../nbs/08b_fused.ipynb 17
 def _apply(act, z, out, d=None):
     "`out[...] = act(z)`, in place for tanh; with `d`, also `d[...] = act'(z)` (before `z` may be overwritten)."
     if d is not None: d[...] = DERIVATIVES[act][1](z)
@@ -115,7 +129,7 @@ def _dact(act, y, d, tmp):
     else: tmp[...] = DERIVATIVES[act][1](y)
     return tmp
 
-# %% ../nbs/08b_fused.ipynb 18
+# %% ../nbs/08b_fused.ipynb 20
 class StepCotangents:
     "Output and final-state cotangents in the loops' `(U, B)` layout, and the masking rule run backwards."
     def __init__(self, ct, saved, like):
@@ -151,7 +165,7 @@ class StepCotangents:
         if self.mask is not None: self.d = [h + c for h, c in zip(self.held, through_cell)]
 
 
-# %% ../nbs/08b_fused.ipynb 21
+# %% ../nbs/08b_fused.ipynb 23
 def _saved(s, mask, go_backwards, zero_output_for_mask, return_sequences, dt, **arrays):
     "The namespace a `keep=True` forward returns for its VJP."
     xp = array_module(s.all)
@@ -181,7 +195,7 @@ def _kept(op):
     return lambda *args, **kwargs: op.raw(*args, **{**kwargs, 'keep': True})
 
 
-# %% ../nbs/08b_fused.ipynb 26
+# %% ../nbs/08b_fused.ipynb 28
 @ops.primitive
 def simple_rnn_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, mask=None, go_backwards=False,
                      zero_output_for_mask=False, return_sequences=True, keep=False):
@@ -190,27 +204,29 @@ def simple_rnn_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.
     xp = array_module(x); dt = x.dtype
     B, T, _ = x.shape; U = h0.shape[1]
     A = step_weights([(recurrent_kernel, kernel, bias, 1.0)], dt)           # (U, U + D + 1)
-    s = StepInputs(x, h0, go_backwards, keep)
+    seq = xp.empty((T, B, U), dt) if return_sequences else None
+    s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
+    mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
     z = xp.empty((U, B), dt)
     dphi = _dbuf(activation, (T, U, B), x, keep)                             # φ'(z_t) if it needs z_t
-    seq = xp.empty((T, B, U), dt) if return_sequences else None
     masked = MaskedOutputs(mask, go_backwards, zero_output_for_mask, z)
     y = None
     for k in range(T):
-        xp.matmul(A, s.load(k), out=z)
+        mm(A, s.load(k), out=z)
         d = dphi[k] if dphi is not None else None
         if mask is None: _apply(activation, z, s.h, d); y = s.h                 # h = φ(h R + x W + b)
         else:
             h_new = _apply(activation, z, z, d)
             (h,), y = masked.step(k, [h_new], [s.prev], h_new)
             s.h[...] = h
-        if seq is not None: seq[k] = y.T
+        if seq is not None and s.seq is None: seq[k] = y.T
+    s.flush(T)
     out = _result(seq, y, [s.h])
     if not keep: return out
     return out, _saved(s, mask, go_backwards, zero_output_for_mask, return_sequences, dt, activation=activation,
                        dphi=dphi)
 
-# %% ../nbs/08b_fused.ipynb 30
+# %% ../nbs/08b_fused.ipynb 32
 def simple_rnn_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **options):
     "BPTT of `simple_rnn_fused`: cotangents of `(x, h0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
     S = saved.s; xp = array_module(S); dt = S.dtype
@@ -234,7 +250,7 @@ def simple_rnn_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest,
 
 ops.defvjp(simple_rnn_fused, simple_rnn_vjp, fwd=_kept(simple_rnn_fused));
 
-# %% ../nbs/08b_fused.ipynb 33
+# %% ../nbs/08b_fused.ipynb 35
 @ops.primitive
 def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, recurrent_activation=ops.sigmoid,
                mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True, keep=False):
@@ -247,8 +263,11 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
     sc = 0.5 if trick else 1.0
     A = step_weights([(gate(recurrent_kernel, k), gate(kernel, k), gate(bias, k), sc if k != 2 else 1.0)
                       for k in (0, 1, 3, 2)], dt)                             # (4U, U + D + 1): i, f, o, c̃
-    s = StepInputs(x, h0, go_backwards, keep)
-    one_tanh = trick and activation is ops.tanh
+    seq = xp.empty((T, B, U), dt) if return_sequences else None
+    s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
+    mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
+    tanh_c = activation is ops.tanh                                           # φ' from φ: no dPC to fill
+    one_tanh = trick and tanh_c
     half = dt.type(0.5)
     tmp = xp.empty((U, B), dt)
     if keep:
@@ -259,7 +278,6 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
     dSIG = _dbuf(recurrent_activation, (T, 3 * U, B), x, keep)
     dCC, dPC = _dbuf(activation, (T, U, B), x, keep), _dbuf(activation, (T, U, B), x, keep)
     at = lambda buf, k: None if buf is None else buf[k]
-    seq = xp.empty((T, B, U), dt) if return_sequences else None
     masked = MaskedOutputs(mask, go_backwards, zero_output_for_mask, tmp)
     views = lambda g: (g[:3 * U], g[:U], g[U:2 * U], g[2 * U:3 * U], g[3 * U:])
     sig, i, f, o, cc = views(g) if not keep else (None,) * 5
@@ -267,7 +285,7 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
     for k in range(T):
         if keep: g, c_prev, c, tc = G[k], C[k], C[k + 1], PC[k]; sig, i, f, o, cc = views(g)
         else: c_prev = c
-        xp.matmul(A, s.load(k), out=g)                                        # (4U, B) pre-activations
+        mm(A, s.load(k), out=g)                                              # (4U, B) pre-activations
         if one_tanh: xp.tanh(g, out=g)
         else:
             if trick: xp.tanh(sig, out=sig)
@@ -276,19 +294,21 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
         if trick: sig *= half; sig += half                                    # σ(z) = ½ tanh(z/2) + ½
         if mask is None:
             xp.multiply(f, c_prev, out=c); xp.multiply(i, cc, out=tmp); c += tmp    # c = f c + i c̃
-            xp.multiply(o, _apply(activation, c, tc, at(dPC, k)), out=s.h); y = s.h    # h = o φ(c)
+            phi_c = xp.tanh(c, out=tc) if tanh_c else _apply(activation, c, tc, at(dPC, k))
+            xp.multiply(o, phi_c, out=s.h); y = s.h                          # h = o φ(c)
         else:
             c_new = f * c_prev + i * cc
             h_new = o * _apply(activation, c_new, tc, at(dPC, k))
             (h, c_held), y = masked.step(k, [h_new, c_new], [s.prev, c_prev], h_new)
             s.h[...] = h; c[...] = c_held
-        if seq is not None: seq[k] = y.T
+        if seq is not None and s.seq is None: seq[k] = y.T
+    s.flush(T)
     out = _result(seq, y, [s.h, c])
     if not keep: return out
     return out, _saved(s, mask, go_backwards, zero_output_for_mask, return_sequences, dt, activation=activation,
                        recurrent_activation=recurrent_activation, G=G, C=C, PC=PC, dSIG=dSIG, dCC=dCC, dPC=dPC)
 
-# %% ../nbs/08b_fused.ipynb 37
+# %% ../nbs/08b_fused.ipynb 39
 def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, **options):
     "BPTT of `lstm_fused`: cotangents of `(x, h0, c0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
     S, G, C, PC = saved.s, saved.G, saved.C, saved.PC
@@ -327,7 +347,7 @@ def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, *
 
 ops.defvjp(lstm_fused, lstm_vjp, fwd=_kept(lstm_fused));
 
-# %% ../nbs/08b_fused.ipynb 40
+# %% ../nbs/08b_fused.ipynb 42
 @ops.primitive
 def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, recurrent_activation=ops.sigmoid,
               reset_after=True, mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True,
@@ -348,7 +368,9 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
     b_h = gate(b_in, 2) if b_in is not None else xp.zeros(U, dt)
     A_x = xp.concatenate([gate(kernel, 2).T, b_h[:, None]], axis=1).astype(dt)   # (U, D + 1): [W_hᵀ | b_h]
     R_hT = None if reset_after else xp.ascontiguousarray(gate(recurrent_kernel, 2).T.astype(dt))
-    s = StepInputs(x, h0, go_backwards, keep)
+    seq = xp.empty((T, B, U), dt) if return_sequences else None
+    s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
+    mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
     half = dt.type(0.5)
     tmp, rh = xp.empty((U, B), dt), xp.empty((U, B), dt)
     if keep:
@@ -357,7 +379,6 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
     else: g, hh = xp.empty((A.shape[0], B), dt), xp.empty((U, B), dt); rhin = tmp
     dZR, dHH = _dbuf(recurrent_activation, (T, 2 * U, B), x, keep), _dbuf(activation, (T, U, B), x, keep)
     at = lambda buf, k: None if buf is None else buf[k]
-    seq = xp.empty((T, B, U), dt) if return_sequences else None
     masked = MaskedOutputs(mask, go_backwards, zero_output_for_mask, tmp)
     zr, z, r = (g[:2 * U], g[:U], g[U:2 * U]) if not keep else (None,) * 3
     y = None
@@ -366,12 +387,12 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
             g, hh = G[k], HH[k]
             zr, z, r = g[:2 * U], g[:U], g[U:2 * U]
             rhin = None if reset_after else RH[:, k]
-        xp.matmul(A, s.load(k), out=g)
-        xp.matmul(A_x, s.buf[U:], out=hh)                                       # x W_h + b_h
+        mm(A, s.load(k), out=g)
+        mm(A_x, s.buf[U:], out=hh)                                             # x W_h + b_h
         if trick: xp.tanh(zr, out=zr); zr *= half; zr += half                 # σ(z) = ½ tanh(z/2) + ½
         else: _apply(recurrent_activation, zr, zr, at(dZR, k))
         if reset_after: xp.multiply(r, g[2 * U:], out=rh)                      # r ⊙ (h R_h + b̂_h)
-        else: xp.multiply(r, s.prev, out=rhin); xp.matmul(R_hT, rhin, out=rh)  # (r ⊙ h) R_h
+        else: xp.multiply(r, s.prev, out=rhin); mm(R_hT, rhin, out=rh)        # (r ⊙ h) R_h
         hh += rh
         _apply(activation, hh, hh, at(dHH, k))                                 # h̃
         xp.subtract(s.prev, hh, out=tmp); tmp *= z                             # z (h - h̃)
@@ -380,14 +401,15 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
             h_new = hh + tmp
             (h,), y = masked.step(k, [h_new], [s.prev], h_new)
             s.h[...] = h
-        if seq is not None: seq[k] = y.T
+        if seq is not None and s.seq is None: seq[k] = y.T
+    s.flush(T)
     out = _result(seq, y, [s.h])
     if not keep: return out
     return out, _saved(s, mask, go_backwards, zero_output_for_mask, return_sequences, dt, activation=activation,
                        recurrent_activation=recurrent_activation, reset_after=reset_after, G=G, HH=HH, RH=RH,
                        dZR=dZR, dHH=dHH)
 
-# %% ../nbs/08b_fused.ipynb 44
+# %% ../nbs/08b_fused.ipynb 46
 def gru_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **options):
     "BPTT of `gru_fused`: cotangents of `(x, h0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
     S, G, HH = saved.s, saved.G, saved.HH

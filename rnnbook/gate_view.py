@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from .cells import KINDS
 from .traces import Trace, BidirectionalTrace, trace as trace_layer
-from .views import new_figure, Explorer, _fix_layout
+from .views import new_figure, Explorer, _fix_layout, _header
 from fastcore.basics import patch
 
 # %% ../nbs/32_gate_view.ipynb 8
@@ -36,7 +36,24 @@ def _carried(kind):
 
 # %% ../nbs/32_gate_view.ipynb 11
 def cell_trace(trace, cell=0):
-    "The trace of one cell (a stacked trace holds one per cell) and that cell's initial states (or None)."
+    """The trace of one cell (a stacked trace holds one per cell) and that cell's initial states (or None).
+
+    Args:
+        trace (Trace): the trace of a SimpleRNN, GRU or LSTM layer, or of an `RNN` of stacked cells.
+        cell (int): which cell of a stacked layer, 0 for the first (the one reading the input). Default 0.
+
+    Returns:
+        tuple: the cell's `Trace` and its initial states (a list of arrays, or None).
+
+    Example:
+        ```python
+        from rnnbook.gate_view import cell_trace
+        x = np.random.rand(2, 5, 3).astype('float32')
+        tr = rb.trace(rb.layers.RNN([rb.layers.LSTMCell(3), rb.layers.GRUCell(2)]), x)
+        gru_trace, init = cell_trace(tr, cell=1)
+        assert gru_trace.kind == 'gru' and gru_trace['h'].shape == (2, 5, 2)
+        ```
+    """
     if isinstance(trace, BidirectionalTrace):
         raise ValueError("Invalid value for argument `trace`: a Bidirectional trace holds two directions; pass "
                          "`trace.forward` or `trace.backward` to the gate view.")
@@ -66,7 +83,26 @@ def _before(v, order, init):
 
 # %% ../nbs/32_gate_view.ipynb 17
 def update_arrays(trace, cell=0) -> dict:
-    "For every sample and step `(B, T, U)` arrays: `prev`, `keep`, `write`, `new` (LSTM/GRU) or `prev`, `pre`, `new`."
+    """For every sample and step `(B, T, U)` arrays: `prev`, `keep`, `write`, `new` (LSTM/GRU) or `prev`, `pre`, `new`.
+
+    LSTM: `keep` = $f_t c_{t-1}$, `write` = $i_t \\tilde c_t$, `new` = $c_t$. GRU: `keep` = $z_t h_{t-1}$,
+    `write` = $(1 - z_t) \\tilde h_t$, `new` = $h_t$. SimpleRNN: `pre` = $a_t$, `new` = $h_t$.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer (`rb.trace`).
+        cell (int): which cell of a stacked layer. Default 0.
+
+    Returns:
+        dict: name -> array `(B, T, U)` by input time; `prev` is the state before each step.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import update_arrays
+        x = np.random.rand(2, 5, 3).astype('float32')
+        u = update_arrays(rb.trace(rb.layers.LSTM(4), x))
+        assert np.allclose(u['keep'] + u['write'], u['new'], atol=1e-6)   # no step was masked
+        ```
+    """
     tr, init = cell_trace(trace, cell)
     if tr.kind == 'lstm':
         prev = _before(tr['c'], tr.order, None if init is None else init[1])
@@ -77,7 +113,27 @@ def update_arrays(trace, cell=0) -> dict:
     return dict(prev=prev, pre=tr['pre'], new=tr['h'])
 
 def state_update(trace, sample=0, timestep=0, cell=0) -> dict:
-    "The state update of `sample` at input step `timestep`: arrays over units, and `masked` (the update was discarded)."
+    """The state update of `sample` at input step `timestep`: arrays over units, and `masked` (the update was discarded).
+
+    Args:
+        trace (Trace): the trace of a recurrent layer (`rb.trace`).
+        sample (int): index of the input sample (row of the batch). Default 0.
+        timestep (int): the input step t (by input time, also for `go_backwards`). Default 0.
+        cell (int): which cell of a stacked layer. Default 0.
+
+    Returns:
+        dict: the `update_arrays` entries at that step, each `(U,)`, and `masked` (bool).
+
+    Example:
+        ```python
+        from rnnbook.gate_view import state_update
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        u = state_update(rb.trace(rb.layers.GRU(4), x, mask=mask), sample=1, timestep=4)
+        assert u['keep'].shape == u['write'].shape == (4,)
+        assert u['masked'] and np.allclose(u['new'], u['prev'])   # a masked step keeps the state
+        ```
+    """
     tr, _ = cell_trace(trace, cell)
     out = {k: v[sample, timestep] for k, v in update_arrays(trace, cell).items()}
     out['masked'] = not bool(tr.mask[sample, timestep])
@@ -85,7 +141,23 @@ def state_update(trace, sample=0, timestep=0, cell=0) -> dict:
 
 # %% ../nbs/32_gate_view.ipynb 21
 def gate_cmap(saturation=SATURATION, n=200) -> ListedColormap:
-    "Viridis for gates in 0..1 with the saturated ends black (shut, < saturation) and white (open, > 1 - saturation)."
+    """Viridis for gates in 0..1 with the saturated ends black (shut, < saturation) and white (open, > 1 - saturation).
+
+    Args:
+        saturation (float): the width of each saturated end. Default `SATURATION` (0.05).
+        n (int): the number of colours. Default 200.
+
+    Returns:
+        ListedColormap: the gate colour map.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import gate_cmap
+        cmap = gate_cmap()
+        assert cmap(0.01) == (0, 0, 0, 1)                # black: a shut gate
+        assert cmap(0.99) == (1, 1, 1, 1)                # white: a wide-open gate
+        ```
+    """
     colours = colormaps['viridis'](np.linspace(0.08, 0.92, n))
     k = max(1, int(round(saturation * n)))
     colours[:k], colours[-k:] = (0, 0, 0, 1), (1, 1, 1, 1)
@@ -99,7 +171,22 @@ MARKER = '#e6007e'
 _SIGMOID = {g for gates in GATE_NAMES.values() for g in gates}   # the values squashed to 0..1
 
 def value_scale(name, v):
-    "The fixed colour limits of a recorded value: (0, 1) for gates, (-1, 1) for bounded values, else symmetric."
+    """The fixed colour limits of a recorded value: (0, 1) for gates, (-1, 1) for bounded values, else symmetric.
+
+    Args:
+        name (str): the recorded value's name in the trace (`'f'`, `'c'`, `'h'`, ...).
+        v (array): its values over the whole trace.
+
+    Returns:
+        tuple: `(low, high)`; an unbounded value gets `(-m, m)`, m rounded up to a half.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import value_scale
+        assert value_scale('f', np.array([0.2, 0.9])) == (0.0, 1.0)    # a gate
+        assert value_scale('c', np.array([-1.2, 0.4])) == (-1.5, 1.5)  # unbounded: up to a half
+        ```
+    """
     v = np.asarray(v)
     if name in _SIGMOID and v.min(initial=0) >= 0 and v.max(initial=0) <= 1: return 0.0, 1.0
     m = float(np.abs(v).max(initial=0))
@@ -108,7 +195,24 @@ def value_scale(name, v):
     return -m, m
 
 def saturated(values, mask=None, saturation=SATURATION):
-    "Fractions of `values` (T, U) that are shut (<= saturation) and open (>= 1 - saturation), over unmasked steps."
+    """Fractions of `values` (T, U) that are shut (<= saturation) and open (>= 1 - saturation), over unmasked steps.
+
+    Args:
+        values (array): one sample's gate values, `(T, U)`.
+        mask (array): `(T,)` bool, True at the real steps; None counts every step. Default None.
+        saturation (float): how close to 0 or 1 counts as shut or open. Default `SATURATION` (0.05).
+
+    Returns:
+        tuple: `(shut, open)`, two fractions in 0..1.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import saturated
+        f = np.array([[0.01, 0.5], [0.99, 0.98], [0.0, 0.2]])   # a gate, 3 steps x 2 units
+        shut, wide_open = saturated(f, mask=np.array([True, True, False]))
+        assert (shut, wide_open) == (0.25, 0.5)          # of the 4 values at the 2 real steps
+        ```
+    """
     v = values if mask is None else values[np.asarray(mask, bool)]
     if v.size == 0: return 0.0, 0.0
     return float((v <= saturation).mean()), float((v >= 1 - saturation).mean())
@@ -152,9 +256,9 @@ def _gates_panel(ax, gates, saturation=SATURATION, pre_scale=None):
         ax.axhspan(0, saturation, color='k', alpha=0.15, lw=0)
         ax.axhspan(1 - saturation, 1, color='k', alpha=0.15, lw=0)
         ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel('gate value', fontsize=8)
+        ax.set_ylabel('gate value\n(grey bands: shut, open)', fontsize=8)
         for name, m in zip(gates, 'os^'):
-            points[name], = ax.plot([], [], m, ms=4, ls='none', label=LABELS[name].split()[-1], zorder=3)
+            points[name], = ax.plot([], [], m, ms=4, ls='none', label=LABELS[name], zorder=3)
     else:
         ax.axhline(0, color='0.6', lw=0.6, zorder=0.5)
         ax.set_ylim(*pre_scale)
@@ -181,6 +285,8 @@ def _update_panel(ax, kind, updates):
         prev_points, = ax.plot([], [], 'o', ms=4, mfc='none', mec='0.45', ls='none', label=f'${s}_{{t-1}}$',
                                zorder=3)
         new_points, = ax.plot([], [], 'o', ms=3.5, color='k', ls='none', label=f'new ${s}_t$', zorder=3.1)
+    ax.set_ylabel('new $h_t$ replaces $h_{t-1}$' if kind == 'simple_rnn' else f'new ${_carried(kind)}_t$ = keep + write',
+                  fontsize=8)
     handles = [Patch(color=c, label=l) for c, l in zip(colours, labels)]
     if new_points is not None: handles += [prev_points, new_points]
     ax.legend(handles=handles, fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=4,
@@ -188,8 +294,36 @@ def _update_panel(ax, kind, updates):
     return dict(zip(names, colours)), prev_points, new_points, ax.set_title('', fontsize=9)
 
 # %% ../nbs/32_gate_view.ipynb 39
+def _key(gated, saturation=SATURATION):
+    "The figure's key: what the black and white gates, the magenta line and the grey columns mean."
+    lines = [f'Gate colours: black = shut (below {saturation:g}: lets almost nothing through), '
+             f'white = wide open (above {1 - saturation:g}: lets almost everything through).',
+             '"x% shut, y% open" in a gate\'s title: the share of this sample\'s real steps (for the units shown) '
+             'where the gate is black or white.'] if gated else []
+    lines.append('Magenta line: step t, whose values and state update the two lower panels show. '
+                 'Grey columns: masked steps (computed, then discarded by the layer).')
+    return '\n'.join(lines)
+
+
+# %% ../nbs/32_gate_view.ipynb 42
 class GateView:
-    "The gate picture of one cell of a trace: built once; `update(sample, timestep, units)` redraws in place."
+    """The gate picture of one cell of a trace: built once; `update(sample, timestep, units)` redraws in place.
+
+    Args:
+        trace (Trace): the trace of a SimpleRNN, GRU or LSTM layer, or of stacked cells (`rb.trace`).
+        cell (int): which cell of a stacked layer. Default 0.
+        saturation (float): how close to 0 or 1 a gate counts as shut or wide open. Default `SATURATION`.
+        width (float): the figure's width in inches. Default 10.0.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import GateView
+        x = np.random.rand(2, 5, 3).astype('float32')
+        view = GateView(rb.trace(rb.layers.GRU(4), x))
+        fig = view.update(sample=1, timestep=3, units=(0, 2))  # returns the figure
+        assert fig is view.figure and view.shown['timestep'] == 3
+        ```
+    """
     def __init__(self, trace, cell=0, saturation=SATURATION, width=10.0):
         self._read(trace, cell, saturation)
         self._build(width)
@@ -205,13 +339,17 @@ class GateView:
         self.U = tr['h'].shape[-1]
         self.updates = update_arrays(trace, cell)
         self.gates = GATE_NAMES[self.kind]
+        self.description = trace.description if trace is tr else \
+            f"cell {cell}, {KINDS[tr.kind].name}({self.U}), of the {trace.description}"
 
-# %% ../nbs/32_gate_view.ipynb 42
+# %% ../nbs/32_gate_view.ipynb 45
 @patch
 def _build(self: GateView, width):
     "The figure: a heatmap per recorded value, in rows as `LAYOUT` says, and below them the two step panels."
     rows = LAYOUT[self.kind]
-    fig = self.figure = new_figure(width, 2.15 * (len(rows) + 1) + 0.3, layout='constrained')
+    key = _key(bool(self.gates), self.saturation)
+    fig = self.figure = new_figure(width, 2.15 * (len(rows) + 1) + 0.55 + 0.15 * key.count('\n'),
+                                   layout='constrained')
     gs = fig.add_gridspec(len(rows) + 1, 6)
     self.axes, self.images, self.overlays, self.markers, self.scales = {}, {}, {}, {}, {}
     cmap = gate_cmap(self.saturation)
@@ -229,11 +367,13 @@ def _build(self: GateView, width):
     self.points, self.gates_title = _gates_panel(ag, self.gates, self.saturation, self.scales.get('pre'))
     self.bar_colours, self.prev_points, self.new_points, self.update_title = _update_panel(au, self.kind,
                                                                                          self.updates)
+    self.header = fig.suptitle('', fontsize=10)
+    fig.supxlabel(key, fontsize=7.5, color='0.3', x=0.01, ha='left', linespacing=1.4)
     self.bar_names = list(self.bar_colours)
     self.bars, self._bar_units = {}, None
     self.shown, self._state, self._backgrounds = {}, (None, None), []
 
-# %% ../nbs/32_gate_view.ipynb 45
+# %% ../nbs/32_gate_view.ipynb 48
 @patch
 def _set_bars(self: GateView, lo, hi):
     "New bars at units lo..hi in the update panel, which then spans those units."
@@ -245,7 +385,7 @@ def _set_bars(self: GateView, lo, hi):
     for ax in (self.ax_gates, self.ax_update): ax.set_xlim(lo - 0.6, hi + 0.6)
     self._bar_units = (lo, hi)
 
-# %% ../nbs/32_gate_view.ipynb 47
+# %% ../nbs/32_gate_view.ipynb 50
 @patch
 def _set_sample_units(self: GateView, sample, units):
     "Fill the heatmaps with `sample` for `units`, shade its masked steps, count each gate's saturation."
@@ -266,11 +406,13 @@ def _set_sample_units(self: GateView, sample, units):
         ax.set_xlim(-0.5, self.T - 0.5)
         if name in self.gates:
             shut, opened = saturated(v, keep, s)
-            ax.set_title(f'{LABELS[name]}  shut {shut:.0%} · open {opened:.0%}', fontsize=9)
+            ax.set_title(f'{LABELS[name]}: {shut:.0%} shut, {opened:.0%} open', fontsize=9)
+    self.header.set_text(_header(self.description, sample, keep))
     if self._bar_units != units: self._set_bars(lo, hi)
+    if self._state[0] != sample: self._backgrounds.clear()         # a new header: redraw everything
     del self._backgrounds[1 if self._state[1] != units else 2:]   # new unit range / new heatmap data
 
-# %% ../nbs/32_gate_view.ipynb 50
+# %% ../nbs/32_gate_view.ipynb 53
 @patch
 def _set_step(self: GateView, sample, t, units):
     "Show step `t` of `sample`: markers, gate points, update bars, titles (`shown` records the numbers)."
@@ -289,12 +431,12 @@ def _set_step(self: GateView, sample, t, units):
         self.prev_points.set_data(xs, shown['prev'])
         self.new_points.set_data(xs, shown['new'])
     s = _carried(self.kind)
-    self.gates_title.set_text(f'{"gates" if self.gates else "values"} at step {t} (sample {sample})')
+    self.gates_title.set_text(f'{"gates" if self.gates else "values"} at step t = {t} (the magenta line)')
     self.update_title.set_text(f'step {t} masked: state carried over, ${s}_{{t}} = {s}_{{t-1}}$ (faded: discarded)'
-                                if masked else f'state update at step {t}')
+                                if masked else f'update of the state at step {t}')   # no math: drawn per step
     self.shown = dict(shown, masked=masked, timestep=t, sample=sample, units=units)
 
-# %% ../nbs/32_gate_view.ipynb 53
+# %% ../nbs/32_gate_view.ipynb 56
 @patch
 def update(self: GateView, sample=0, timestep=None, units=None):
     "Show `sample` at input step `timestep` (None: the last step processed) for `units` (lo, hi); the Figure."
@@ -311,7 +453,7 @@ def update(self: GateView, sample=0, timestep=None, units=None):
     self._set_step(sample, t, units)
     return self.figure
 
-# %% ../nbs/32_gate_view.ipynb 56
+# %% ../nbs/32_gate_view.ipynb 59
 @patch
 def _step_artists(self: GateView):
     "The artists a change of timestep touches, in drawing order (nothing static is drawn over them)."
@@ -334,7 +476,7 @@ def _sample_artists(self: GateView):
     arts += [sp for ax in self.axes.values() for sp in ax.spines.values()]   # heatmaps have no tick marks
     return sorted(arts, key=lambda a: a.get_zorder())
 
-# %% ../nbs/32_gate_view.ipynb 59
+# %% ../nbs/32_gate_view.ipynb 62
 @patch
 def render(self: GateView, dpi=80, compress_level=1) -> bytes:
     """The figure as PNG (the same pixels as `render_png`), drawn in layers over cached backgrounds: a new
@@ -360,14 +502,52 @@ def render(self: GateView, dpi=80, compress_level=1) -> bytes:
         buf, format='png', compress_level=compress_level)
     return buf.getvalue()
 
-# %% ../nbs/32_gate_view.ipynb 62
+# %% ../nbs/32_gate_view.ipynb 65
 def gate_figure(trace, sample=0, timestep=None, units=None, cell=0):
-    "Heatmaps of every gate and state of `trace` for one sample, with the gates and the state update at `timestep`."
+    """Heatmaps of every gate and state of `trace` for one sample, with the gates and the state update at `timestep`.
+
+    The figure names the layer and the sample; its key says what black and white (saturated gates), the magenta
+    line (the chosen step) and the grey columns (masked steps) mean.
+
+    Args:
+        trace (Trace): the trace of a SimpleRNN, GRU or LSTM layer, or of stacked cells (`rb.trace`).
+        sample (int): index of the input sample shown. Default 0.
+        timestep (int): the step shown in the lower panels; None is the last step processed. Default None.
+        units (tuple of int): the first and last unit shown (inclusive); None shows all. Default None.
+        cell (int): which cell of a stacked layer. Default 0.
+
+    Returns:
+        Figure: the matplotlib figure (`figure.rnnbook_view` is its `GateView`).
+
+    Example:
+        ```python
+        from rnnbook.gate_view import gate_figure
+        x = np.random.rand(2, 5, 3).astype('float32')
+        fig = gate_figure(rb.trace(rb.layers.GRU(4), x), sample=1, timestep=4)
+        assert fig.rnnbook_view.shown['sample'] == 1
+        ```
+    """
     return GateView(trace, cell).update(sample, timestep, units)
 
-# %% ../nbs/32_gate_view.ipynb 75
+# %% ../nbs/32_gate_view.ipynb 78
 class GateExplorer(Explorer):
-    "The gate view with controls: `sample`, `timestep`, `units` and (stacked cells) `cell`; `view` is the shown GateView."
+    """The gate view with controls: `sample`, `timestep`, `units` and (stacked cells) `cell`; `view` is the shown GateView.
+
+    Args:
+        trace (Trace): the trace of a SimpleRNN, GRU or LSTM layer, or of stacked cells (`rb.trace`).
+        title (str): the explorer's heading; None is "gates of 'layer name'". Default None.
+        dpi (int): dots per inch of the shown picture. Default 80.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import GateExplorer
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        ex = GateExplorer(rb.trace(rb.layers.SimpleRNN(4), x, mask=mask))
+        ex.controls['timestep'].value = 3                # redraws at step 3
+        assert ex.draws == 2 and ex.view.shown['timestep'] == 3
+        ```
+    """
     def __init__(self, trace, title=None, dpi=80):
         cell_trace(trace, 0)
         self.trace, self.views, self._holding = trace, {}, False
@@ -394,7 +574,7 @@ class GateExplorer(Explorer):
         self.cell = cell
         return self._view(cell).update(sample, timestep, units)
 
-# %% ../nbs/32_gate_view.ipynb 78
+# %% ../nbs/32_gate_view.ipynb 81
 @patch
 def render(self: GateExplorer) -> bytes:
     "The fast path: `GateView.render` (fast PNG compression) of the view currently shown."
@@ -415,9 +595,29 @@ def _changed(self: GateExplorer, change):
         finally: self._holding = False
     self.redraw()
 
-# %% ../nbs/32_gate_view.ipynb 81
+# %% ../nbs/32_gate_view.ipynb 84
 def gate_explorer(layer_or_trace, x=None, mask=None, title=None) -> GateExplorer:
-    "An explorer of the gates of a layer run on `x` (traced here) or of an existing trace."
+    """An explorer of the gates of a layer run on `x` (traced here) or of an existing trace.
+
+    Args:
+        layer_or_trace (RNN or Trace): a SimpleRNN, GRU, LSTM or stacked `RNN` layer, or its trace.
+        x (array): the input to trace a layer on, `(batch, timesteps, features)`; not needed with a trace.
+            Default None.
+        mask (array): `(batch, timesteps)` bool, False at padding. Default None: no mask.
+        title (str): the explorer's heading; None is "gates of 'layer name'". Default None.
+
+    Returns:
+        GateExplorer: display it in Jupyter or Voilà.
+
+    Example:
+        ```python
+        from rnnbook.gate_view import gate_explorer
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        ex = gate_explorer(rb.layers.SimpleRNN(4), x, mask)
+        assert ex.draws == 1 and (ex.trace.mask == mask).all()   # traced here, with the mask
+        ```
+    """
     if isinstance(layer_or_trace, (Trace, BidirectionalTrace)): tr = layer_or_trace
     else:
         if x is None: raise ValueError("Invalid value for argument `x`: gate_explorer needs the input to trace the "

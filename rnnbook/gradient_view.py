@@ -44,7 +44,26 @@ def _prepare(layer, x):
 
 # %% ../nbs/36_gradient_view.ipynb 11
 def perturbed_output(layer, x, deltas=None):
-    "The last output of `layer` on `x` from zero states, with `deltas[t]` `(B, U)` added to the state h after step t."
+    """The last output of `layer` on `x` from zero states, with `deltas[t]` `(B, U)` added to the state h after step t.
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU or LSTM layer (built on `x` if needed).
+        x (array): the input, `(batch, timesteps, features)`.
+        deltas (list of array): one `(batch, units)` perturbation per input step; None adds nothing.
+            Default None.
+
+    Returns:
+        array: the last hidden state `(batch, units)`.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import perturbed_output
+        x = np.random.rand(2, 5, 3).astype('float32')
+        gru = rb.layers.GRU(4)
+        h_T = perturbed_output(gru, x)                   # no deltas: the layer's own last output
+        assert np.allclose(h_T, gru(x), atol=1e-6)
+        ```
+    """
     x, order = _prepare(layer, x)
     step = layer.step_function()
     states = [to_numpy(s).astype(x.dtype) for s in flatten(layer.get_initial_state(x.shape[0]))]
@@ -56,7 +75,26 @@ def perturbed_output(layer, x, deltas=None):
 
 # %% ../nbs/36_gradient_view.ipynb 14
 def state_gradients(layer, x, loss=None) -> np.ndarray:
-    "`(B, T, U)`: dL/dh_t at every input step t, for `loss(last_output)` (default: its sum over units, batch mean)."
+    """`(B, T, U)`: dL/dh_t at every input step t, for `loss(last_output)` (default: its sum over units, batch mean).
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU or LSTM layer.
+        x (array): the input, `(batch, timesteps, features)`.
+        loss (callable): `loss(last_output)` -> a scalar, in `rb.ops`; None is the sum over units averaged over
+            the batch. Default None.
+
+    Returns:
+        array: `(batch, timesteps, units)` gradients, by input time.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import state_gradients
+        g = state_gradients(rb.layers.LSTM(4, dtype='float64'), np.random.rand(2, 6, 3))
+        assert g.shape == (2, 6, 4)                      # dL/dh_t for each sample, step and unit
+        assert np.allclose(g[:, -1], 1 / 2)              # L = sum(h_T) / batch
+        first = np.linalg.norm(g[:, 0])                  # what reaches the first step
+        ```
+    """
     x, _ = _prepare(layer, x)
     B, T = x.shape[:2]
     U = _cell(layer).units
@@ -79,7 +117,28 @@ def _kind(kind):
 _CARRY_GATES = {'lstm': 'f', 'gru': 'z'}   # the gate on each kind's carry path; a SimpleRNN has none
 
 def make_layer(kind, units=16, scale=1.0, gate_bias=None, seed=0, features=None, dtype='float64'):
-    "A SimpleRNN/GRU/LSTM with seeded weights: recurrent kernel orthogonal times `scale`, carry-gate bias `gate_bias`."
+    """A SimpleRNN/GRU/LSTM with seeded weights: recurrent kernel orthogonal times `scale`, carry-gate bias `gate_bias`.
+
+    Args:
+        kind (str): 'simple_rnn', 'gru' or 'lstm' (or the layer names 'SimpleRNN', 'GRU', 'LSTM', 'rnn').
+        units (int): the number of units. Default 16.
+        scale (float): the gain of the orthogonal recurrent kernel. Default 1.0.
+        gate_bias (float): the bias of the carry gate (LSTM forget gate, GRU update gate); None keeps Keras'
+            initial bias. Needs `features`. Default None.
+        seed (int): the seed of the kernel initializers. Default 0.
+        features (int): the input size to build the layer for; None leaves it unbuilt. Default None.
+        dtype (str): the layer's dtype. Default 'float64'.
+
+    Returns:
+        RNN: the layer.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import make_layer
+        lstm = make_layer('lstm', units=8, gate_bias=3.0, features=3)
+        assert (lstm.cell.bias.numpy()[8:16] == 3.0).all()   # the forget gate's block (i, f, c, o)
+        ```
+    """
     k = _kind(kind)
     layer = CELLS[k](units, kernel_initializer=GlorotUniform(seed=seed),
                      recurrent_initializer=Orthogonal(gain=scale, seed=seed + 1), dtype=dtype)
@@ -98,7 +157,29 @@ def make_layer(kind, units=16, scale=1.0, gate_bias=None, seed=0, features=None,
 # %% ../nbs/36_gradient_view.ipynb 23
 def gradient_flow(layer_or_cell_kind, x, units=None, scale=None, gate_bias=None, seed=0, loss=None,
                   dtype='float64') -> np.ndarray:
-    "`(T,)`: the norm of dL/dh_t over each input step t, for a loss on the last output (see `state_gradients`)."
+    """`(T,)`: the norm of dL/dh_t over each input step t, for a loss on the last output (see `state_gradients`).
+
+    Args:
+        layer_or_cell_kind (RNN or str): a SimpleRNN, GRU or LSTM layer, or a kind ('lstm', ...) to build one
+            with `make_layer`.
+        x (array): the input, `(batch, timesteps, features)`.
+        units (int): units of a layer built from a kind (16 if None); not with a layer. Default None.
+        scale (float): recurrent-kernel gain of a built layer (1.0 if None); not with a layer. Default None.
+        gate_bias (float): carry-gate bias of a built layer; not with a layer. Default None.
+        seed (int): the seed of a built layer's weights. Default 0.
+        loss (callable): `loss(last_output)` -> scalar; None is the batch mean of the sum. Default None.
+        dtype (str): the dtype of a built layer. Default 'float64'.
+
+    Returns:
+        array: `(timesteps,)` gradient norms.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import gradient_flow, task_input
+        norms = gradient_flow('gru', task_input(T=20, batch=2), units=8)
+        assert norms.shape == (20,) and (norms > 0).all()
+        ```
+    """
     layer = layer_or_cell_kind
     if isinstance(layer, str):
         layer = make_layer(layer, 16 if units is None else units, 1.0 if scale is None else scale, gate_bias, seed,
@@ -111,27 +192,78 @@ def gradient_flow(layer_or_cell_kind, x, units=None, scale=None, gate_bias=None,
 
 # %% ../nbs/36_gradient_view.ipynb 26
 def task_input(T=100, features=8, batch=4, seed=0) -> np.ndarray:
-    "The shared input: `(batch, T, features)` standard normal from `seed` (a longer T extends the same sequence)."
+    """The shared input: `(batch, T, features)` standard normal from `seed` (a longer T extends the same sequence).
+
+    Args:
+        T (int): the number of steps. Default 100.
+        features (int): the number of features per step. Default 8.
+        batch (int): the number of samples. Default 4.
+        seed (int): the random seed. Default 0.
+
+    Returns:
+        array: `(batch, T, features)` float64.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import task_input
+        x = task_input(T=50)
+        assert x.shape == (4, 50, 8) and x.dtype == np.float64
+        ```
+    """
     return np.random.default_rng(seed).standard_normal((batch, max(T, 1), features))[:, :T]
 
 def gradient_flows(x, kinds=tuple(CELLS), units=64, scale=1.0, gate_bias=None, seed=0, dtype='float64') -> dict:
-    "`{kind: gradient_flow(kind, x, ...)}`: the cells compared on the same input with the same seed."
+    """`{kind: gradient_flow(kind, x, ...)}`: the cells compared on the same input with the same seed.
+
+    Args:
+        x (array): the input, `(batch, timesteps, features)`.
+        kinds (tuple of str): the cell kinds compared. Default ('simple_rnn', 'gru', 'lstm').
+        units (int): units of each layer. Default 64.
+        scale (float): the recurrent-kernel gain. Default 1.0.
+        gate_bias (float): the carry-gate bias; None keeps Keras' initial bias. Default None.
+        seed (int): the seed of the weights. Default 0.
+        dtype (str): the layers' dtype. Default 'float64'.
+
+    Returns:
+        dict: kind -> `(timesteps,)` gradient norms.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import gradient_flows, task_input
+        flows = gradient_flows(task_input(T=20, batch=2), units=8)
+        assert list(flows) == ['simple_rnn', 'gru', 'lstm'] and flows['lstm'].shape == (20,)
+        ```
+    """
     return {_kind(k): gradient_flow(_kind(k), x, units, scale, gate_bias, seed, dtype=dtype) for k in kinds}
 
 # %% ../nbs/36_gradient_view.ipynb 32
 _COLORS = {'simple_rnn': 'C3', 'gru': 'C2', 'lstm': 'C0'}
 
 class GradientView:
-    "The gradient-flow picture, kept between redraws: `update(flows, timestep=None, subtitle='')`."
-    def __init__(self, width=8, height=3.8):
+    """The gradient-flow picture, kept between redraws: `update(flows, timestep=None, subtitle='', header='')`.
+
+    Args:
+        width (float): the figure's width in inches. Default 8.
+        height (float): the figure's height in inches. Default 4.2.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import GradientView, gradient_flows, task_input
+        view = GradientView()
+        fig = view.update(gradient_flows(task_input(T=20, batch=2), units=8), timestep=10)
+        assert fig is view.figure and view.cursor.get_visible()
+        ```
+    """
+    def __init__(self, width=8, height=4.2):
         self.figure = fig = new_figure(width, height)
         self.ax = ax = fig.add_subplot()
-        fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.14)
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.8, bottom=0.13)
+        self.header = fig.text(0.01, 0.98, '', fontsize=9.5, va='top')   # the layers and the input
         ax.set_yscale('log')
         self.lines = {k: ax.plot([], [], color=_COLORS[k], lw=1.8)[0] for k in CELLS}
         self.cursor = ax.axvline(0, color='0.4', lw=1, ls='--', visible=False)
         self.dots = {k: ax.plot([], [], 'o', color=_COLORS[k], ms=4)[0] for k in CELLS}
-        ax.set_xlabel('input step t (the loss is on the last output)')
+        ax.set_xlabel('input step t (the loss is on the last output; dashed line: the chosen step)')
         ax.set_ylabel(r'$\Vert \partial L / \partial h_t \Vert$')
         ax.grid(True, which='major', lw=0.4, alpha=0.6)
         self.title = ax.set_title('', fontsize=9, loc='left')
@@ -139,8 +271,8 @@ class GradientView:
 
 # %% ../nbs/36_gradient_view.ipynb 35
 @patch
-def update(self: GradientView, flows, timestep=None, subtitle=''):
-    "Redraw for `flows` (`{kind: (T,)}` from `gradient_flows`), with a cursor at `timestep` if given."
+def update(self: GradientView, flows, timestep=None, subtitle='', header=''):
+    "Redraw for `flows` (`{kind: (T,)}` from `gradient_flows`), a cursor at `timestep` if given, and `header`."
     T = len(next(iter(flows.values())))
     t = None if timestep is None else min(int(timestep), T - 1)
     pos = []
@@ -167,6 +299,7 @@ def update(self: GradientView, flows, timestep=None, subtitle=''):
     self.legend = self.ax.legend(loc='lower right', fontsize=8, framealpha=0.9)
     self.title.set_text(r'gradient reaching each step, $\Vert \partial L / \partial h_t \Vert$' +
                         (f'   ({subtitle})' if subtitle else ''))
+    self.header.set_text(header)
     return self.figure
 
 # %% ../nbs/36_gradient_view.ipynb 38
@@ -174,19 +307,72 @@ def _subtitle(T, units, scale, gate_bias):
     gb = 'Keras default' if gate_bias is None else f'{gate_bias:g}'
     return f'T={T}, {units} units, recurrent scale {scale:g}, carry-gate bias {gb}'
 
+def _header(kinds, units, seed, shape, source='the input'):
+    "The figure's header: which layers, and the input they all read."
+    B, T, F = shape
+    return (f"{', '.join(NAMES[_kind(k)] for k in kinds)}: {units} units each, weights seeded ({seed}) — "
+            f"{source}, all {B} samples of {T} steps x {F} features")
+
 def gradient_figure(x=None, kinds=tuple(CELLS), units=64, scale=1.0, gate_bias=None, seed=0, timestep=None,
-                    flows=None, width=8, height=3.8):
-    "Gradient flow of each cell kind on `x` (default `task_input()`), or of precomputed `flows`, on a log scale."
+                    flows=None, width=8, height=4.2):
+    """Gradient flow of each cell kind on `x` (default `task_input()`), or of precomputed `flows`, on a log scale.
+
+    The loss is on the last output; the curve of a kind at step t is the norm of dL/dh_t over all samples.
+
+    Args:
+        x (array): the input, `(batch, timesteps, features)`; None is `task_input()`. Default None.
+        kinds (tuple of str): the cell kinds compared. Default ('simple_rnn', 'gru', 'lstm').
+        units (int): units of each layer. Default 64.
+        scale (float): the recurrent-kernel gain. Default 1.0.
+        gate_bias (float): the carry-gate bias; None keeps Keras' initial bias. Default None.
+        seed (int): the seed of the weights. Default 0.
+        timestep (int): a step to mark with a cursor (the legend gives the values there); None: no cursor.
+            Default None.
+        flows (dict): precomputed `gradient_flows`; then `x` and the layer settings are not used. Default None.
+        width (float): the figure's width in inches. Default 8.
+        height (float): the figure's height in inches. Default 4.2.
+
+    Returns:
+        Figure: the matplotlib figure.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import gradient_figure, task_input
+        fig = gradient_figure(task_input(T=20, batch=2), units=8, gate_bias=3.0, timestep=10)
+        assert fig.axes[0].get_yscale() == 'log'
+        ```
+    """
+    subtitle = header = ''
     if flows is None:
+        source = 'task_input() (standard normal)' if x is None else 'the input'
         x = task_input() if x is None else x
         flows = gradient_flows(x, kinds, units, scale, gate_bias, seed)
         subtitle = _subtitle(np.shape(x)[1], units, scale, gate_bias)
-    else: subtitle = ''
-    return GradientView(width, height).update(flows, timestep, subtitle)
+        header = _header(kinds, units, seed, np.shape(x), source)
+    return GradientView(width, height).update(flows, timestep, subtitle, header)
 
 # %% ../nbs/36_gradient_view.ipynb 42
 class GradientExplorer(Explorer):
-    "Gradient flow of SimpleRNN, GRU and LSTM on one task, with T / units / scale / gate-bias controls and a cursor."
+    """Gradient flow of SimpleRNN, GRU and LSTM on one task, with T / units / scale / gate-bias controls and a cursor.
+
+    Args:
+        T (int): the initial sequence length. Default 100.
+        units (int): the initial number of units. Default 64.
+        features (int): the input's features per step. Default 8.
+        batch (int): the number of input samples. Default 4.
+        seed (int): the seed of the input and the weights. Default 0.
+        kinds (tuple of str): the cell kinds compared. Default ('simple_rnn', 'gru', 'lstm').
+        max_T (int): the longest sequence the T slider offers. Default 200.
+        title (str): the explorer's heading. Default 'Gradient flow'.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import GradientExplorer
+        ex = GradientExplorer(T=20, units=8, batch=2, max_T=40)
+        ex.controls['gate_bias'].value = 3.0             # computes the flows for that bias
+        assert ex.draws == 2 and len(ex.cache) == 2
+        ```
+    """
     def __init__(self, T=100, units=64, features=8, batch=4, seed=0, kinds=tuple(CELLS), max_T=200,
                  title='Gradient flow'):
         self.kinds, self.seed = tuple(_kind(k) for k in kinds), seed
@@ -211,8 +397,8 @@ class GradientExplorer(Explorer):
         return self.cache[key]
 
     def _draw(self, T, units, scale, gate_bias, timestep):
-        return self.view.update(self.flows(T, units, scale, gate_bias), timestep,
-                                _subtitle(T, units, scale, gate_bias))
+        return self.view.update(self.flows(T, units, scale, gate_bias), timestep, _subtitle(T, units, scale, gate_bias),
+                                _header(self.kinds, units, self.seed, self.x[:, :T].shape, 'task_input()'))
 
 # %% ../nbs/36_gradient_view.ipynb 45
 @patch
@@ -227,5 +413,24 @@ def _changed(self: GradientExplorer, change):
 
 # %% ../nbs/36_gradient_view.ipynb 48
 def gradient_explorer(T=100, units=64, features=8, batch=4, seed=0, kinds=tuple(CELLS)) -> GradientExplorer:
-    "SimpleRNN vs GRU vs LSTM gradient flow on the same seeded input, with controls."
+    """SimpleRNN vs GRU vs LSTM gradient flow on the same seeded input, with controls.
+
+    Args:
+        T (int): the initial sequence length. Default 100.
+        units (int): the initial number of units. Default 64.
+        features (int): the input's features per step. Default 8.
+        batch (int): the number of input samples. Default 4.
+        seed (int): the seed of the input and the weights. Default 0.
+        kinds (tuple of str): the cell kinds compared. Default ('simple_rnn', 'gru', 'lstm').
+
+    Returns:
+        GradientExplorer: display it in Jupyter or Voilà.
+
+    Example:
+        ```python
+        from rnnbook.gradient_view import gradient_explorer
+        ex = gradient_explorer(T=20, units=8, batch=2)
+        assert ex.controls['timestep'].max == 19
+        ```
+    """
     return GradientExplorer(T, units, features, batch, seed, kinds)

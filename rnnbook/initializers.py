@@ -11,10 +11,27 @@ __all__ = ['GlorotUniform', 'GlorotNormal', 'HeUniform', 'HeNormal', 'LecunUnifo
 import math
 import numpy as np
 from .backend import make_rng, standardize_dtype, get_object, serialize_object
+from .argdocs import document
 
 # %% ../nbs/03_initializers.ipynb 8
 class Initializer:
-    "Base class: `init(shape, dtype=None)` returns an array of that shape; `get_config` gives its arguments."
+    """Base class: `init(shape, dtype=None)` returns an array of that shape; `get_config` gives its arguments.
+
+    Subclasses set their arguments in `__init__`, draw in `__call__` and list the arguments in `get_config`
+    (as Keras' `keras.initializers.Initializer`). The base takes no arguments.
+
+    Call arguments:
+        shape (int or tuple of int): Shape of the array to return, non-negative integers.
+        dtype (str or None): Float dtype of the array; `None` reads `rb.backend.floatx()`.
+
+    Example:
+        ```python
+        class Twos(rb.initializers.Initializer):
+            def __call__(self, shape, dtype=None): return np.full(shape, 2., 'float32')
+        assert (Twos()((2, 3)) == 2).all()
+        ```
+    """
+    def __init__(self): pass
     def __call__(self, shape, dtype=None): raise NotImplementedError
     def get_config(self) -> dict: return {}
     @classmethod
@@ -33,15 +50,33 @@ def _shape(shape):
 
 # %% ../nbs/03_initializers.ipynb 11
 class Zeros(Initializer):
-    "All zeros."
+    """All zeros (Keras' `Zeros`, name `'zeros'`).
+
+    Example:
+        ```python
+        assert (rb.initializers.Zeros()((2, 3)) == 0).all()
+        ```
+    """
     def __call__(self, shape, dtype=None): return np.zeros(_shape(shape), _float_dtype(dtype))
 
 class Ones(Initializer):
-    "All ones."
+    """All ones (Keras' `Ones`, name `'ones'`).
+
+    Example:
+        ```python
+        assert (rb.initializers.Ones()((2, 3)) == 1).all()
+        ```
+    """
     def __call__(self, shape, dtype=None): return np.ones(_shape(shape), _float_dtype(dtype))
 
 class Constant(Initializer):
-    "Every entry equal to `value`."
+    """Every entry equal to `value` (Keras' `Constant`).
+
+    Example:
+        ```python
+        assert (rb.initializers.Constant(0.5)((2, 3)) == 0.5).all()
+        ```
+    """
     def __init__(self, value=0.0): self.value = value
     def __call__(self, shape, dtype=None): return np.full(_shape(shape), self.value, _float_dtype(dtype))
     def get_config(self): return {'value': self.value}
@@ -53,8 +88,17 @@ class Constant(Initializer):
             value = np.array(value['config']['value'], dtype=value['config']['dtype'])
         return cls(**{**config, 'value': value})
 
+document(Constant, value=('float or array', 'The value of every entry (an array broadcast to the shape).'))
+
+# %% ../nbs/03_initializers.ipynb 14
 class Identity(Initializer):
-    "`gain` times the identity matrix (2-D shapes only)."
+    """`gain` times the identity matrix (2-D shapes only; a non-square matrix has `gain` on its main diagonal).
+
+    Example:
+        ```python
+        assert (rb.initializers.Identity(gain=2.)((2, 3)) == [[2, 0, 0], [0, 2, 0]]).all()
+        ```
+    """
     def __init__(self, gain=1.0): self.gain = gain
     def __call__(self, shape, dtype=None):
         shape = _shape(shape)
@@ -63,14 +107,36 @@ class Identity(Initializer):
         return (self.gain * np.eye(*shape)).astype(_float_dtype(dtype))
     def get_config(self): return {'gain': self.gain}
 
-# %% ../nbs/03_initializers.ipynb 14
+document(Identity, gain=('float', 'Factor multiplying the identity matrix.'))
+
+# %% ../nbs/03_initializers.ipynb 17
+_ARGS = {   # the arguments the random initializers share
+    'seed': ('int or None', "Seed of the draws: with a seed every call returns the same values (as Keras 3); "
+             "`None` draws new values from the global stream that `rb.set_seed` restarts."),
+    'input_axes': ('list of int or None', "Axes of the shape whose product is `fan_in` (for einsum kernels); "
+                   "used only with `output_axes`. `None`: Keras' rule, `shape[-2]` times the receptive field."),
+    'output_axes': ('list of int or None', "Axes of the shape whose product is `fan_out`; used only with "
+                    "`input_axes`. `None`: `shape[-1]` times the receptive field."),
+}
+
 class RandomInitializer(Initializer):
-    "Base of the random initializers: holds `seed` (same values on every call when it is set)."
+    """Base of the random initializers: holds `seed` (same values on every call when it is set).
+
+    {args}
+
+    Example:
+        ```python
+        init = rb.initializers.RandomNormal(seed=1)
+        assert (init((3,)) == init((3,))).all()
+        ```
+    """
     def __init__(self, seed=None):
         make_rng(seed)  # validates the seed now, not at first use
         self.seed = seed
     def rng(self): return make_rng(self.seed)
     def get_config(self): return {'seed': self.seed}
+
+document(RandomInitializer, **_ARGS)
 
 def _truncated_normal(rng, shape, mean, stddev):
     "Normal draws, redrawn until they lie within two standard deviations of the mean."
@@ -81,29 +147,74 @@ def _truncated_normal(rng, shape, mean, stddev):
         bad = np.abs(z) > 2
     return mean + stddev * z
 
-# %% ../nbs/03_initializers.ipynb 17
+# %% ../nbs/03_initializers.ipynb 20
 class RandomUniform(RandomInitializer):
-    "Uniform on `[minval, maxval)`."
+    """Uniform on `[minval, maxval)` (Keras' `RandomUniform`, names `'random_uniform'`, `'uniform'`).
+
+    Example:
+        ```python
+        w = rb.initializers.RandomUniform(0., 1., seed=0)((100,))
+        assert 0 <= w.min() and w.max() < 1
+        ```
+    """
     def __init__(self, minval=-0.05, maxval=0.05, seed=None): super().__init__(seed); self.minval, self.maxval = minval, maxval
     def __call__(self, shape, dtype=None):
         return self.rng().uniform(self.minval, self.maxval, _shape(shape)).astype(_float_dtype(dtype))
     def get_config(self): return {'minval': self.minval, 'maxval': self.maxval, 'seed': self.seed}
 
 class RandomNormal(RandomInitializer):
-    "Normal with `mean` and `stddev`."
+    """Normal with `mean` and `stddev` (Keras' `RandomNormal`, names `'random_normal'`, `'normal'`).
+
+    Example:
+        ```python
+        w = rb.initializers.RandomNormal(mean=1., stddev=0.01, seed=0)((1000,))
+        assert abs(w.mean() - 1) < 0.01
+        ```
+    """
     def __init__(self, mean=0.0, stddev=0.05, seed=None): super().__init__(seed); self.mean, self.stddev = mean, stddev
     def __call__(self, shape, dtype=None):
         return self.rng().normal(self.mean, self.stddev, _shape(shape)).astype(_float_dtype(dtype))
     def get_config(self): return {'mean': self.mean, 'stddev': self.stddev, 'seed': self.seed}
 
 class TruncatedNormal(RandomNormal):
-    "Normal with `mean` and `stddev`, values beyond two standard deviations redrawn."
+    """Normal with `mean` and `stddev`, values beyond two standard deviations redrawn (Keras' `TruncatedNormal`).
+
+    Example:
+        ```python
+        w = rb.initializers.TruncatedNormal(stddev=1., seed=0)((1000,))
+        assert abs(w).max() <= 2
+        ```
+    """
     def __call__(self, shape, dtype=None):
         return _truncated_normal(self.rng(), _shape(shape), self.mean, self.stddev).astype(_float_dtype(dtype))
 
-# %% ../nbs/03_initializers.ipynb 20
+_DRAW_ARGS = {
+    'minval': ('float', 'Lower bound of the range (included).'),
+    'maxval': ('float', 'Upper bound of the range (excluded).'),
+    'mean': ('float', 'Mean of the normal distribution.'),
+    'stddev': ('float', 'Standard deviation of the normal distribution (before truncation).'),
+}
+for _cls in (RandomUniform, RandomNormal, TruncatedNormal): document(_cls, **_DRAW_ARGS, **_ARGS)
+
+# %% ../nbs/03_initializers.ipynb 23
 def compute_fans(shape, input_axes=None, output_axes=None):
-    "`(fan_in, fan_out)` of a weight shape, as Keras computes them (or the products over the axes given)."
+    """`(fan_in, fan_out)` of a weight shape, as Keras computes them (or the products over the axes given).
+
+    Args:
+        shape (int or tuple of int): The weight's shape.
+        input_axes (list of int or None): Axes whose product is `fan_in`; used only with `output_axes`.
+            Default: `None` (Keras' rule: `shape[-2]` times the receptive field `prod(shape[:-2])`).
+        output_axes (list of int or None): Axes whose product is `fan_out`. Default: `None` (`shape[-1]`
+            times the receptive field).
+
+    Returns:
+        tuple: `(fan_in, fan_out)`, two ints; `(1, 1)` for a scalar shape, `(n, n)` for a vector.
+
+    Example:
+        ```python
+        assert rb.initializers.compute_fans((3, 3, 4, 8)) == (36, 72)
+        ```
+    """
     shape = _shape(shape)
     if input_axes is not None and output_axes is not None:
         return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
@@ -112,9 +223,21 @@ def compute_fans(shape, input_axes=None, output_axes=None):
     k = math.prod(shape[:-2])
     return shape[-2] * k, shape[-1] * k
 
-# %% ../nbs/03_initializers.ipynb 23
+# %% ../nbs/03_initializers.ipynb 26
 class VarianceScaling(RandomInitializer):
-    "Draws with variance `scale / n` (n: fan_in, fan_out or fan_avg) from a truncated normal, normal or uniform."
+    """Draws with variance `scale / n` (n: fan_in, fan_out or fan_avg) from a truncated normal, normal or uniform.
+
+    Keras' `VarianceScaling`: a uniform draw lies in `±sqrt(3 * scale / n)`; a truncated normal has standard
+    deviation `sqrt(scale / n) / 0.8796` before truncation at two deviations, so its variance is `scale / n`.
+
+    {args}
+
+    Example:
+        ```python
+        w = rb.initializers.VarianceScaling(1., 'fan_in', 'uniform', seed=0)((300, 10))
+        assert abs(w).max() < 0.1001  # uniform on ±sqrt(3 / 300)
+        ```
+    """
     def __init__(self, scale=1.0, mode='fan_in', distribution='truncated_normal', seed=None, input_axes=None,
                  output_axes=None):
         super().__init__(seed)
@@ -144,16 +267,27 @@ class VarianceScaling(RandomInitializer):
         config = {'scale': self.scale, 'mode': self.mode, 'distribution': self.distribution, 'seed': self.seed}
         return {**config, **_axes_config(self)}
 
+document(VarianceScaling, **_ARGS,
+         scale=('float', 'Positive scaling factor: the draws have variance `scale / n`.'),
+         mode=('str', "Which fan is `n`: `'fan_in'`, `'fan_out'` or `'fan_avg'` (their mean)."),
+         distribution=('str', "`'truncated_normal'` (or its old name `'normal'`), `'untruncated_normal'` or "
+                       "`'uniform'`."))
+
 def _axes_config(init) -> dict:
     "`input_axes` and `output_axes` where they are set (Keras 3 writes them; older configs have none)."
     return {k: getattr(init, k) for k in ('input_axes', 'output_axes') if getattr(init, k) is not None}
 
-# %% ../nbs/03_initializers.ipynb 26
+# %% ../nbs/03_initializers.ipynb 29
 def _variance_scaling(name, scale, mode, distribution, doc):
     def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
     def get_config(self): return {'seed': self.seed, **_axes_config(self)}
-    return type(name, (VarianceScaling,), {'__init__': __init__, 'get_config': get_config, '__doc__': doc})
+    doc += (f"\n\nKeras' `{name}`: `VarianceScaling(scale={scale}, mode={mode!r}, "
+            f"distribution={distribution!r})`.\n\n{{args}}\n\nExample:\n    ```python\n"
+            f"    w = rb.initializers.{name}(seed=0)((4, 3))\n"
+            f"    assert (w == rb.initializers.{name}(seed=0)((4, 3))).all()\n    ```")
+    cls = type(name, (VarianceScaling,), {'__init__': __init__, 'get_config': get_config, '__doc__': doc})
+    return document(cls, **_ARGS)
 
 GlorotUniform = _variance_scaling('GlorotUniform', 1., 'fan_avg', 'uniform', "Uniform on ±sqrt(6 / (fan_in + fan_out)).")
 GlorotNormal = _variance_scaling('GlorotNormal', 1., 'fan_avg', 'truncated_normal', "Truncated normal, variance 2 / (fan_in + fan_out).")
@@ -162,9 +296,21 @@ HeNormal = _variance_scaling('HeNormal', 2., 'fan_in', 'truncated_normal', "Trun
 LecunUniform = _variance_scaling('LecunUniform', 1., 'fan_in', 'uniform', "Uniform on ±sqrt(3 / fan_in).")
 LecunNormal = _variance_scaling('LecunNormal', 1., 'fan_in', 'truncated_normal', "Truncated normal, variance 1 / fan_in.")
 
-# %% ../nbs/03_initializers.ipynb 29
+# %% ../nbs/03_initializers.ipynb 32
 class Orthogonal(RandomInitializer):
-    "A random orthogonal matrix times `gain` (shapes of rank ≥ 2 are flattened to (prod(shape[:-1]), shape[-1]))."
+    """A random orthogonal matrix times `gain` (shapes of rank ≥ 2 are flattened to (prod(shape[:-1]), shape[-1])).
+
+    Keras' `Orthogonal` (name `'orthogonal'`), the default `recurrent_initializer`: the rows (or, for a tall
+    matrix, the columns) are orthonormal.
+
+    {args}
+
+    Example:
+        ```python
+        q = rb.initializers.Orthogonal(seed=0)((4, 4))
+        assert np.allclose(q @ q.T, np.eye(4), atol=1e-5)
+        ```
+    """
     def __init__(self, gain=1.0, seed=None): super().__init__(seed); self.gain = gain
     def __call__(self, shape, dtype=None):
         shape = _shape(shape)
@@ -178,7 +324,9 @@ class Orthogonal(RandomInitializer):
         return (self.gain * q).reshape(shape).astype(_float_dtype(dtype))
     def get_config(self): return {'gain': self.gain, 'seed': self.seed}
 
-# %% ../nbs/03_initializers.ipynb 32
+document(Orthogonal, gain=('float', 'Factor multiplying the orthogonal matrix.'), **_ARGS)
+
+# %% ../nbs/03_initializers.ipynb 35
 INITIALIZERS = {c.__name__: c for c in (Zeros, Ones, Constant, Identity, RandomUniform, RandomNormal, TruncatedNormal,
                                         VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal,
                                         LecunUniform, LecunNormal, Orthogonal)}
@@ -192,9 +340,37 @@ INITIALIZERS.update({'zeros': Zeros, 'zero': Zeros, 'ones': Ones, 'one': Ones, '
                      'orthogonal': Orthogonal})
 
 def get(identifier):
-    "An initializer from a name, a config dict, an `Initializer` or a callable `(shape, dtype) -> array`."
+    """An initializer from a name, a config dict, an `Initializer` or a callable `(shape, dtype) -> array`.
+
+    Args:
+        identifier (str, dict, Initializer or callable): A name (`'glorot_uniform'`, `'GlorotUniform'`, or an
+            alias such as `'uniform'`), a config dict (as `serialize` or Keras writes it), an initializer object
+            or a callable (both returned as they are).
+
+    Returns:
+        The initializer. Raises `ValueError` for an unknown name or a config key the class does not take.
+
+    Example:
+        ```python
+        init = rb.initializers.get('orthogonal')
+        assert isinstance(init, rb.initializers.Orthogonal)
+        ```
+    """
     return get_object('initializer', INITIALIZERS, Initializer, identifier)
 
 def serialize(initializer):
-    "The Keras 3 config dict of an initializer."
+    """The Keras 3 config dict of an initializer.
+
+    Args:
+        initializer (Initializer): The initializer to describe.
+
+    Returns:
+        dict: `{'module', 'class_name', 'config', 'registered_name'}`, which `get` reads back.
+
+    Example:
+        ```python
+        d = rb.initializers.serialize(rb.initializers.Constant(2.))
+        assert d['class_name'] == 'Constant' and d['config'] == {'value': 2.}
+        ```
+    """
     return serialize_object('keras.initializers', Initializer, initializer)

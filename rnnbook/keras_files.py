@@ -28,9 +28,15 @@ from .backend import flatten, deferred_interrupts
 from .layer import Layer, Variable
 from .variable import snake_case
 from .utils import cudnn_to_keras, keras_to_cudnn
-from .saving import check_path, atomic_write, RECORD_BYTES, _open_regular
+from .saving import check_path, atomic_write, RECORD_BYTES, _open_regular, _FILE_ARGS
+from .argdocs import document
 
 # %% ../nbs/21e_keras_files.ipynb 6
+_H5_ARGS = {**_FILE_ARGS,    # the arguments this notebook's functions share
+    'model': ("Model or Layer", "A built model (or any layer)."), 'layer': ("Layer", "A layer."),
+    'h5': ("h5py.File or h5py.Group", "An open HDF5 file or group."),
+    'where': ("str", "The file, named in the error messages.")}
+
 def _is_graph_model(layer) -> bool:
     "Sequential and functional models: Keras saves their `layers` before anything else."
     return any(c.__name__ in ('Sequential', 'Functional') for c in type(layer).__mro__)
@@ -67,6 +73,7 @@ def keras_paths(model) -> list:
                 for l in child: visit(l, f"{sub}/{_unique(snake_case(type(l).__name__), used)}")
     visit(model, '')
     return out
+document(keras_paths, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 12
 def own_variables(layer) -> list:
@@ -75,6 +82,7 @@ def own_variables(layer) -> list:
     own += [v for k, v in vars(layer).items() if isinstance(v, Variable) and k != 'states' and
             all(v is not w for w in own)]
     return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
+document(own_variables, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 15
 KERAS_FORMAT_VERSION = '3.15.1'    # the Keras release whose file layouts rnnbook follows (and is tested against)
@@ -86,6 +94,7 @@ def state_arrays(layer) -> list:
     "A stateful layer's states, as arrays in `reset_states` order; [] for other layers and before the first call."
     if not getattr(layer, 'stateful', False) or getattr(layer, 'states', None) is None: return []
     return [v.numpy() for v in flatten(layer.states)]
+document(state_arrays, **_H5_ARGS)
 
 def _write_vars(h5, path, name, arrays, group='vars'):
     "The group `<path>/vars`, with the attribute `name`, holding `arrays` as datasets `0`, `1`, ..."
@@ -101,6 +110,7 @@ def write_weights_h5(model, h5):
     optimizer = model.__dict__.get('optimizer')
     if hasattr(optimizer, 'variables'):
         _write_vars(h5, 'optimizer', optimizer.name, [v.numpy() for v in optimizer.variables])
+document(write_weights_h5, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 18
 def h5_bytes(write) -> bytes:
@@ -108,6 +118,7 @@ def h5_bytes(write) -> bytes:
     buf = io.BytesIO()
     with h5py.File(buf, 'w') as h5: write(h5)
     return buf.getvalue()
+document(h5_bytes, **_H5_ARGS, write=('callable', '`write(h5)` fills the open in-memory file.'))
 
 def _check_save(model, path, overwrite):
     if not overwrite and os.path.exists(path):
@@ -122,6 +133,7 @@ def save_weights_h5(model, filepath, overwrite=True):
     _check_save(model, path, overwrite)
     data = h5_bytes(lambda h5: write_weights_h5(model, h5))
     atomic_write(path, lambda f: f.write(data))
+document(save_weights_h5, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 21
 HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
@@ -158,6 +170,8 @@ def h5_get(h5, path, where, kind=(h5py.Group, h5py.Dataset)):
         raise ValueError(f"Refusing to load {where!r}: dataset {path!r} is external, virtual or not numbers "
                          f"(dtype {node.dtype}); expected numbers stored in the file. Nothing was changed.")
     return node
+document(h5_get, **{**_H5_ARGS, 'path': ('str', 'The path inside the file.')},
+         kind=('type or tuple', 'What the object must be.'))
 
 def read_dataset(ds, where) -> np.ndarray:
     "The data of the dataset `ds` (its shape already checked by the caller)."
@@ -165,6 +179,7 @@ def read_dataset(ds, where) -> np.ndarray:
     except _H5_ERRORS as e:
         raise ValueError(f"Cannot read {where!r}: dataset {ds.name!r} is truncated or corrupted ({e}). "
                          "Nothing was changed.") from None
+document(read_dataset, **_H5_ARGS, ds=('h5py.Dataset', 'The dataset.'))
 
 # %% ../nbs/21e_keras_files.ipynb 27
 WEIGHTS_MEMBER = 'model.weights.h5'
@@ -173,6 +188,8 @@ class KerasWeights(NamedTuple):
     "The `model.weights.h5` of the `.keras` archive at `path`: what `read_keras_archive` returns to load from."
     path: str
     member: str = WEIGHTS_MEMBER
+document(KerasWeights, args=('tuple', "The fields `path` (the `.keras` file) and `member`."),
+         kwargs=('dict', 'The same fields by name.'))
 
 def _copy_member(z, name, where, f):
     "Copy the member `name` of the open zip `z` into the file `f`, refusing a member that claims a wild expansion."
@@ -199,6 +216,8 @@ def open_h5(source):
     else:
         path = check_path(source)
         with _open_regular(path) as f, _h5_file(f, path) as h5: yield h5
+document(open_h5, **_H5_ARGS,
+         source=('str or KerasWeights', 'A `.weights.h5` or `.h5` path, or the weights of a `.keras`.'))
 
 # %% ../nbs/21e_keras_files.ipynb 30
 def h5_datasets(h5, where, limit) -> set:
@@ -216,6 +235,7 @@ def h5_datasets(h5, where, limit) -> set:
         raise ValueError(f"Refusing to load {where!r}: it holds more than {limit} datasets, far more than the model "
                          "has variables. Nothing was changed.")
     return found
+document(h5_datasets, **_H5_ARGS, limit=('int', 'The most datasets accepted.'))
 
 # %% ../nbs/21e_keras_files.ipynb 33
 def _layer_plan(h5, path, layer, where, skip_mismatch, problems) -> list:
@@ -278,6 +298,8 @@ def apply_weights(pairs, states=()):
     except BaseException:
         for v, a in old: v.assign(a)
         raise
+document(apply_weights, **_H5_ARGS, pairs=('list', '`(variable, array)` pairs.'),
+         states=('list', '`(layer, arrays)` pairs: `layer.reset_states(arrays)`.'))
 
 # %% ../nbs/21e_keras_files.ipynb 42
 def _problems_error(where, model, problems):
@@ -286,7 +308,23 @@ def _problems_error(where, model, problems):
                       ". Nothing was changed.")
 
 def load_weights_h5(model, source, skip_mismatch=False):
-    "Load a Keras 3 `.weights.h5` (a path, or `KerasWeights` of a `.keras`) into the built `model`: all or nothing."
+    """Load a Keras 3 `.weights.h5` (a path, or `KerasWeights` of a `.keras`) into the built `model`: all or nothing.
+
+    Every dataset is matched to a variable and checked (shape, dtype, size) before any is read;
+    Keras 3 loads the file rnnbook writes and the other way round.
+
+    {args}
+
+    Example:
+        ```python
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), 'm.weights.h5')
+        a, b = [rb.Sequential([rb.Input((3,)), rb.layers.Dense(2)]) for _ in range(2)]
+        rb.keras_files.save_weights_h5(a, path)
+        rb.keras_files.load_weights_h5(b, path)
+        assert np.array_equal(a.get_weights()[0], b.get_weights()[0])
+        ```
+    """
     where = source.path if isinstance(source, KerasWeights) else check_path(source)
     if not model.built:
         raise ValueError("You are loading weights into a model that has not yet been built. Try building the "
@@ -305,6 +343,8 @@ def load_weights_h5(model, source, skip_mismatch=False):
         arrays = [(v, read_dataset(ds, where)) for v, ds in pairs]
         state_values = [(l, [read_dataset(ds, where) for ds in dss]) for l, dss in states if dss]
     apply_weights(arrays, state_values)
+document(load_weights_h5, **_H5_ARGS,
+         source=('str or KerasWeights', 'A path or the weights of a `.keras`.'))
 
 # %% ../nbs/21e_keras_files.ipynb 45
 CONFIG_MEMBER, METADATA_MEMBER = 'config.json', 'metadata.json'
@@ -325,6 +365,8 @@ def write_keras_archive(filepath, config: dict, metadata: dict, write_weights, o
         with zipfile.ZipFile(f, 'w') as z:                       # ZIP_STORED, as Keras
             for name in ARCHIVE_MEMBERS: z.writestr(name, members[name])
     atomic_write(path, write)
+document(write_keras_archive, **_H5_ARGS, config=('dict', "The model's config."),
+         metadata=('dict', '`keras_metadata()`.'), write_weights=('callable', '`write_weights(h5)`.'))
 
 # %% ../nbs/21e_keras_files.ipynb 48
 @contextlib.contextmanager
@@ -337,6 +379,7 @@ def open_zip(filepath):
             raise ValueError(f"Cannot read {path!r}: it is not a `.keras` zip archive, or it is truncated or "
                              f"corrupted ({type(e).__name__}: {e}). Nothing was changed.") from None
         with z: yield z
+document(open_zip, **_H5_ARGS)
 
 def _check_archive_members(z, path):
     "Exactly `metadata.json`, `config.json` and `model.weights.h5`, each once."
@@ -366,6 +409,7 @@ def read_json_member(z, name, path) -> dict:
         raise ValueError(f"Cannot read {path!r}: its {name} should hold a JSON object, received a JSON "
                          f"{type(value).__name__}. Nothing was changed.")
     return value
+document(read_json_member, **_H5_ARGS, name=('str', 'The member.'))
 
 def check_config_safe(config, where, safe_mode=True):
     "Refuse a config that runs code: bytecode (`__lambda__`) always, a `Lambda` layer unless `safe_mode=False`."
@@ -380,6 +424,7 @@ def check_config_safe(config, where, safe_mode=True):
                                  f"would run on loading. {advice}")
             todo += list(node.values())
         elif isinstance(node, list): todo += node
+document(check_config_safe, **_H5_ARGS, config=('dict', 'A model config.'))
 
 # %% ../nbs/21e_keras_files.ipynb 54
 def drop_sharing_ids(config):
@@ -392,6 +437,7 @@ def drop_sharing_ids(config):
             todo += list(node.values())
         elif isinstance(node, list): todo += node
     return config
+document(drop_sharing_ids, **_H5_ARGS, config=('dict', 'A model config.'))
 
 # %% ../nbs/21e_keras_files.ipynb 57
 def read_keras_archive(filepath, safe_mode=True):
@@ -403,6 +449,7 @@ def read_keras_archive(filepath, safe_mode=True):
         metadata = read_json_member(z, METADATA_MEMBER, path)
     check_config_safe(config, path, safe_mode)
     return drop_sharing_ids(config), metadata, KerasWeights(path)
+document(read_keras_archive, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 60
 def h5_attr(obj, name, where):
@@ -421,6 +468,8 @@ def h5_attr(obj, name, where):
         raise ValueError(f"Refusing to load {where!r}: attribute {name!r} of {obj.name!r} holds more than "
                          f"{RECORD_BYTES} bytes of text. Nothing was changed.")
     return value
+document(h5_attr, **_H5_ARGS,
+         obj=('h5py object', 'A file, group or dataset.'), name=('str', 'The attribute.'))
 
 def _text(value) -> str: return value.decode('utf8') if isinstance(value, bytes) else str(value)
 
@@ -429,6 +478,7 @@ def h5_names(obj, name, where) -> list:
     parts = [name] if name in obj.attrs else \
         list(itertools.takewhile(lambda n: n in obj.attrs, (f"{name}{i}" for i in itertools.count())))
     return [_text(s) for p in parts for s in np.atleast_1d(h5_attr(obj, p, where))]
+document(h5_names, **_H5_ARGS, obj=('h5py object', 'A file or group.'), name=('str', 'The attribute.'))
 
 # %% ../nbs/21e_keras_files.ipynb 63
 def _json_attr(h5, name, where):
@@ -452,11 +502,13 @@ def read_legacy_h5(filepath):
             raise ValueError(f"Cannot read {path!r}: it is an HDF5 file but not one Keras 2 wrote: it has neither "
                              "`model_weights` nor `layer_names`. Nothing was changed.")
         return _json_attr(h5, 'model_config', path), _json_attr(h5, 'training_config', path)
+document(read_legacy_h5, **_H5_ARGS)
 
 # %% ../nbs/21e_keras_files.ipynb 66
 def legacy_weights(layer) -> list:
     "A layer's weights in Keras 2's file order: trainable, then non-trainable."
     return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+document(legacy_weights, **_H5_ARGS)
 
 def _rnn_kind(layer):
     "`(kind, cudnn)`: 'LSTM' or 'GRU' and whether `layer` holds cuDNN's layout; `(None, False)` otherwise."
@@ -478,6 +530,7 @@ def convert_legacy(layer, arrays) -> list:
     if from_cudnn and not to_cudnn: return cudnn_to_keras(kind, arrays)
     if to_cudnn and not from_cudnn: return keras_to_cudnn(kind, arrays)
     return arrays
+document(convert_legacy, **_H5_ARGS, arrays=('list', 'The layer\'s Keras 2 arrays.'))
 
 # %% ../nbs/21e_keras_files.ipynb 69
 def _legacy_group(h5, where):
@@ -528,3 +581,4 @@ def load_legacy_weights(model, filepath, skip_mismatch=False):
                 else: problems.append(f"'{w.path}' has shape {tuple(w.shape)}, the file holds {tuple(a.shape)}")
     if problems: raise _problems_error(path, model, problems)
     apply_weights(pairs)
+document(load_legacy_weights, **_H5_ARGS)

@@ -18,6 +18,7 @@ from fastcore.basics import patch
 from .backend import (is_cupy_array, array_module, unwrap, to_numpy, standardize_dtype, floatx, is_float_dtype,
                              flatten, map_structure, is_nested, pack_sequence_as, to_device, cupy_module)
 from . import ops, initializers, regularizers, constraints
+from .argdocs import document
 from .variable import (ArrayOps, Variable, snake_case, unique_name, check_positive_int, check_rate, check_bool,
                               set_weight_options, weight_options_config)
 _all_ = ['ArrayOps', 'Variable', 'snake_case', 'unique_name', 'check_positive_int', 'check_rate', 'check_bool',
@@ -45,6 +46,7 @@ class MaskedArray(np.ndarray):
     def __reduce__(self): return self.view(np.ndarray).__reduce__()   # pickles (and copies) as a plain array
 
 def _plain(a): return a.view(np.ndarray) if isinstance(a, MaskedArray) else a
+document(MaskedArray, **dict.fromkeys(['args', 'kwargs'], ('any', "As `np.ndarray`'s (made by `with_mask`).")))
 
 # %% ../nbs/06_layer.ipynb 12
 _GPU_MASKS = {}   # id(CuPy array) -> (weak reference to it, mask): a CuPy array takes no attributes
@@ -67,7 +69,14 @@ def _gpu_with_mask(x, mask):
     return out
 
 def with_mask(x, mask):
-    "A view of array `x` carrying `mask` (`(batch, timesteps)` booleans, or None to drop it)."
+    """A view of array `x` carrying `mask` (`(batch, timesteps)` booleans, or None to drop it).
+
+    Example:
+        ```python
+        x = rb.with_mask(np.ones((2, 3, 4), 'float32'), np.array([[1, 1, 0], [1, 0, 0]], bool))
+        assert rb.get_mask(x).sum() == 3 and rb.layers.LSTM(5)(x).shape == (2, 5)
+        ```
+    """
     if getattr(x, '_rb_tensor', False): return x._with_mask(mask)   # a value recorded by a gradient tape
     x = unwrap(x)
     if is_cupy_array(x): return _gpu_with_mask(x, mask)
@@ -78,6 +87,9 @@ def with_mask(x, mask):
     out = x.view(MaskedArray)
     out._keras_mask = mask
     return out
+document(get_mask, x=('array', "A layer's output (NumPy or CuPy), or any value (None then)."))
+document(with_mask, x=('array', 'NumPy or CuPy array, or a value recorded by a `GradientTape`.'),
+         mask=('array or None', 'Booleans, True for the valid steps; None drops the mask.'))
 
 # %% ../nbs/06_layer.ipynb 17
 _REGISTRY = {}     # class name -> Layer subclass, for from_config / deserialize_layer
@@ -118,6 +130,8 @@ def _check_shape_arg(name, value):
         raise ValueError(f"Invalid value for argument `{name}`: expected a tuple of non-negative integers or None, "
                          f"received {value!r}.")
     return tuple(None if d is None else int(d) for d in value)
+document(UnrecognizedArgumentError, **dict.fromkeys(['args', 'kwargs'], ('any', 'As for any exception.')))
+document(call_params, fn=('callable', "A function or method, e.g. a layer's `call`."))
 
 # %% ../nbs/06_layer.ipynb 23
 def _check_input_kind(layer, inputs, nested):
@@ -167,10 +181,25 @@ def _scoped_build(build):
         self.built = True
         return out
     return scoped
+document(build_module, layer=('Layer', 'The layer whose weights are being made.'))
 
 # %% ../nbs/06_layer.ipynb 29
 class Layer:
-    "Base class of every rnnbook layer and cell; subclass it (build/call/get_config) exactly as in Keras."
+    """Base class of every rnnbook layer and cell; subclass it (build/call/get_config) exactly as in Keras.
+
+    Keras 3's `keras.layers.Layer`: a call converts the inputs, builds the weights on first use
+    (`build(input_shape)`), runs `call(inputs, ...)` (with the inputs' mask where it takes `mask`) and
+    attaches the output mask (`compute_mask`). Unknown keyword arguments raise `UnrecognizedArgumentError`.
+
+    {args}
+
+    Example:
+        ```python
+        class Double(rb.layers.Layer):
+            def call(self, inputs): return 2 * inputs
+        assert Double(name='double')(np.ones(3)).tolist() == [2., 2., 2.]
+        ```
+    """
     _single_input = False   # built-in layers that take one array set this: a list/dict of inputs is refused
     _real_input = False     # ... and this where inputs must be real numbers (not strings, objects, complex)
     _any_dtype = False      # the layer's `dtype` is a float dtype, except for `InputLayer` (ids, booleans)
@@ -206,6 +235,16 @@ class Layer:
             _check_shape_arg('batch_input_shape', batch_input_shape)
 
     def __repr__(self): return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+_SHAPE, _INT = 'tuple or None', 'int or None'
+document(Layer, name=('str or None', "The layer's name; `None`: a unique one from the class name."),
+         trainable=('bool', 'Train the weights.'), batch_size=(_INT, 'The batch size of `input_shape`.'),
+         dtype=('str or None', "The weights' dtype (name or Keras dtype policy); `None`: `floatx()`."),
+         input_shape=(_SHAPE, 'Input shape without the batch axis (first layer of a `Sequential`).'),
+         batch_input_shape=(_SHAPE, 'Keras 2: the input shape with the batch axis.'), input_dim=(_INT, 'Keras 2.'),
+         input_length=(_INT, 'Keras 2: `input_shape=(input_length, input_dim)`.'), quantization_config=('None',
+         'Written by Keras 3; rnnbook has no quantized layers (only `None`).'),
+         kwargs=('dict', 'Nothing else: an unknown keyword raises `UnrecognizedArgumentError`.'))
 
 # %% ../nbs/06_layer.ipynb 32
 @patch(as_prop=True)
@@ -523,7 +562,7 @@ def serialize_layer(layer) -> dict:
     if shape is not None and not getattr(layer, '_is_operation', False):   # (Keras' operations are never built)
         out['build_config'] = {'input_shape': shape}
     return out
-
+document(serialize_layer, layer=('Layer', 'The layer to describe.'))
 
 # %% ../nbs/06_layer.ipynb 71
 def _is_ops_module(module) -> bool:
@@ -553,4 +592,5 @@ def deserialize_layer(config, custom_objects=None):
     layer = cls.from_config(dict(config.get('config', {})))
     if isinstance(layer, Layer) and config.get('build_config'): layer.build_from_config(config['build_config'])
     return layer
-
+document(deserialize_layer, config=('dict or Layer', "`serialize_layer`'s output (a Layer is returned as is)."),
+         custom_objects=('dict or None', 'Classes by name, for layers defined outside rnnbook.'))

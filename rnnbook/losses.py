@@ -19,9 +19,26 @@ import numpy as np
 from . import ops, activations
 from .backend import array_module, unwrap, to_numpy, is_cupy_array, standardize_dtype, floatx
 from .layer import get_mask, with_mask, snake_case
+from .argdocs import document
 
 # %% ../nbs/20_losses.ipynb 6
 EPSILON = 1e-7   # Keras' backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON]
+
+_ARGS = {   # the arguments the losses share, for `document`
+    'y_true': ('array', 'Labels, shaped as `y_pred` (the sparse loss: class ids, no class axis).'),
+    'y_pred': ('array', 'Predictions `(batch, ..., d)`: values, probabilities or logits.'),
+    'from_logits': ('bool', 'Whether `y_pred` holds logits (unbounded scores) rather than probabilities.'),
+    'label_smoothing': ('float', 'In `[0, 1]`: labels become `y * (1 - s) + s / C` (`C = 2` if binary).'),
+    'axis': ('int', 'The axis the loss reduces (the class axis).'),
+    'ignore_class': ('int or None', 'A label whose samples get loss 0 and leave the average (padding).'),
+    'reduction': ('str or None', "How the weighted values are reduced: `'sum_over_batch_size'` (or `'mean'`), "
+                  "`'sum'`, `'mean_with_sample_weight'`, or `None` (no reduction)."),
+    'name': ('str or None', "Name of the loss; `None`: the snake-case class name."),
+    'dtype': ('str or None', "Dtype of the computation; `None` reads `rb.backend.floatx()`."),
+    'sample_weight': ('array or None', 'Weights of the values; lower-rank weights apply per sample.'),
+    'mask': ('array or None', 'Boolean mask of the valid entries (`False`: padding, left out).'),
+    'values': ('array', 'Per-sample loss values.'),
+}
 
 def _traced(x): return getattr(x, '_rb_variable', False)
 
@@ -58,6 +75,8 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
         if r1 == 1 and expand_rank_1: x1 = ops.expand_dims(x1, -1)
         else: x2 = ops.squeeze(x2, -1)
     return x1, x2
+document(squeeze_or_expand_to_same_rank, x1=('array', 'First array (labels).'), x2=('array', 'Second array.'),
+         expand_rank_1=('bool', 'For a rank-1 array against rank 2, expand it instead of squeezing the other.'))
 
 # %% ../nbs/20_losses.ipynb 12
 def _same_shape_error(y_true, y_pred, what="the same shape"):
@@ -73,16 +92,35 @@ def _regression_inputs(y_true, y_pred):
     return y_true, y_pred
 
 def mean_squared_error(y_true, y_pred):
-    "Mean of the squared errors over the last axis."
+    """Mean of the squared errors over the last axis (Keras' `mean_squared_error`, alias `mse`).
+
+    Returns:
+        Array `y_pred.shape[:-1]`: one loss per sample.
+
+    Example:
+        ```python
+        assert rb.losses.mse([[0., 1.]], np.array([[1., 1.]])).tolist() == [0.5]
+        ```
+    """
     y_true, y_pred = _regression_inputs(y_true, y_pred)
     return ops.mean(ops.square(ops.subtract(y_true, y_pred)), axis=-1)
 
 def mean_absolute_error(y_true, y_pred):
-    "Mean of the absolute errors over the last axis."
+    """Mean of the absolute errors over the last axis (Keras' `mean_absolute_error`, alias `mae`).
+
+    Returns:
+        Array `y_pred.shape[:-1]`: one loss per sample.
+
+    Example:
+        ```python
+        assert rb.losses.mae([[0., 1.]], np.array([[1., 3.]])).tolist() == [1.5]
+        ```
+    """
     y_true, y_pred = _regression_inputs(y_true, y_pred)
     return ops.mean(ops.abs(ops.subtract(y_true, y_pred)), axis=-1)
 
 mse, mae = mean_squared_error, mean_absolute_error
+for _f in (mean_squared_error, mean_absolute_error): document(_f, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 15
 def _check_smoothing(label_smoothing):
@@ -98,7 +136,16 @@ def _check_axis(axis):
 
 # %% ../nbs/20_losses.ipynb 18
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
-    "Binary cross-entropy of each sample, averaged over `axis`."
+    """Binary cross-entropy of each sample, averaged over `axis`.
+
+    Returns:
+        Array: `y_pred`'s shape without `axis`.
+
+    Example:
+        ```python
+        assert np.allclose(rb.losses.binary_crossentropy([[0., 1.]], np.array([[.6, .4]])), -np.log(.4))
+        ```
+    """
     _check_smoothing(label_smoothing); axis = _check_axis(axis)
     y_pred = _float(y_pred)
     y_true = _float(y_true, y_pred.dtype, like=y_pred)
@@ -112,6 +159,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
         bce = ops.subtract(ops.multiply(ops.subtract(y_true, 1.0), ops.log(ops.subtract(1.0, p))),
                            ops.multiply(y_true, ops.log(p)))
     return ops.mean(bce, axis=axis)
+document(binary_crossentropy, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 21
 def _log_probs(y_pred, from_logits, axis):
@@ -121,7 +169,16 @@ def _log_probs(y_pred, from_logits, axis):
     return ops.log(ops.clip(q, EPSILON, 1.0 - EPSILON))
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
-    "Cross-entropy between one-hot (or soft) labels and predicted class scores along `axis`."
+    """Cross-entropy between one-hot (or soft) labels and predicted class scores along `axis`.
+
+    Returns:
+        Array: `y_pred`'s shape without `axis`.
+
+    Example:
+        ```python
+        assert np.allclose(rb.losses.categorical_crossentropy([[0, 1]], np.array([[.05, .95]])), -np.log(.95))
+        ```
+    """
     _check_smoothing(label_smoothing); axis = _check_axis(axis)
     y_pred = _float(y_pred)
     y_true = _float(y_true, y_pred.dtype, like=y_pred)
@@ -134,6 +191,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if _shape(y_true) != _shape(y_pred): raise _same_shape_error(y_true, y_pred)
     if len(y_pred.shape) < 1: raise _same_shape_error(y_true, y_pred, "rank 1 or more")
     return ops.negative(ops.sum(ops.multiply(y_true, _log_probs(y_pred, from_logits, axis)), axis=axis))
+document(categorical_crossentropy, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 24
 def _sparse_ce(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
@@ -187,9 +245,20 @@ def _attach_mask(x, mask):
     return x
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
-    "Cross-entropy between integer labels and predicted class scores along `axis`."
+    """Cross-entropy between integer labels and predicted class scores along `axis`.
+
+    Returns:
+        Array: `y_pred`'s shape without `axis`, carrying the mask of valid samples with `ignore_class`.
+
+    Example:
+        ```python
+        y = rb.losses.sparse_categorical_crossentropy([1, 2], np.array([[.05, .95, 0], [.1, .8, .1]]))
+        assert np.allclose(y, -np.log([0.95, 0.1]))
+        ```
+    """
     res, valid = _sparse_ce(y_true, y_pred, from_logits=from_logits, ignore_class=ignore_class, axis=axis)
     return _attach_mask(res, valid)
+document(sparse_categorical_crossentropy, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 30
 REDUCTIONS = ('sum_over_batch_size', 'sum', 'mean', 'mean_with_sample_weight', 'none', None)
@@ -200,6 +269,8 @@ def standardize_reduction(reduction):
         raise ValueError(f"Invalid value for argument `reduction`. Expected one of {list(REDUCTIONS)}. "
                          f"Received: reduction={reduction!r}")
     return reduction
+
+document(standardize_reduction, **_ARGS)
 
 def _align_weights(values, weights):
     "Rank-align `weights` with `values`, then append axes so that lower-rank weights apply per sample."
@@ -228,6 +299,7 @@ def apply_mask(sample_weight, mask, dtype, reduction):
     sample_weight = _array(sample_weight, like=float_mask).astype(dtype)
     float_mask, sample_weight = _align_weights(float_mask, sample_weight)
     return sample_weight * float_mask
+document(apply_mask, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 36
 def reduce_values(values, sample_weight=None, reduction='sum_over_batch_size'):
@@ -242,7 +314,17 @@ def reduce_values(values, sample_weight=None, reduction='sum_over_batch_size'):
     return loss
 
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction='sum_over_batch_size', dtype=None):
-    "Weigh per-sample `values` by `sample_weight` and `mask`, then reduce them: what a loss object returns."
+    """Weigh per-sample `values` by `sample_weight` and `mask`, then reduce them: what a loss object returns.
+
+    Returns:
+        The reduced loss (a scalar, or the weighted values for no reduction).
+
+    Example:
+        ```python
+        v = np.array([[1., 2., 3.], [4., 5., 6.]])
+        assert rb.losses.reduce_weighted_values(v, mask=v < 4.5) == 2.5   # mean of the valid entries
+        ```
+    """
     reduction = standardize_reduction(reduction)
     values = _float(values, dtype)
     dtype = values.dtype
@@ -253,6 +335,7 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction='sum
         values, sample_weight = _align_weights(values, sample_weight)
         values = ops.multiply(values, sample_weight)
     return reduce_values(values, sample_weight, reduction)
+for _f in (reduce_values, reduce_weighted_values): document(_f, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 39
 def _loss_input(x, dtype, like=None):
@@ -267,7 +350,22 @@ def _combine_masks(a, b):
 
 # %% ../nbs/20_losses.ipynb 42
 class Loss:
-    "Base class: `loss(y_true, y_pred, sample_weight=None)` is the reduced value of `call(y_true, y_pred)`."
+    """Base class: `loss(y_true, y_pred, sample_weight=None)` is the reduced value of `call(y_true, y_pred)`.
+
+    {args}
+
+    Call arguments:
+        y_true, y_pred: Labels and predictions (`y_pred` may carry a mask).
+        sample_weight: Optional weights, per sample or per value.
+        mask: Optional boolean mask of the valid values, combined with the one `y_pred` carries.
+
+    Example:
+        ```python
+        class AbsError(rb.losses.Loss):
+            def call(self, y_true, y_pred): return abs(y_true - y_pred)
+        assert AbsError(reduction='sum')(np.array([1., 2.]), np.array([0., 0.])) == 3
+        ```
+    """
     def __init__(self, name=None, reduction='sum_over_batch_size', dtype=None):
         self.name = name or snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
@@ -291,6 +389,7 @@ class Loss:
     @classmethod
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
+document(Loss, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 45
 def call_with_mask(fn, y_true, y_pred, **kwargs):
@@ -300,7 +399,14 @@ def call_with_mask(fn, y_true, y_pred, **kwargs):
     return values, get_mask(values)
 
 class LossFunctionWrapper(Loss):
-    "A loss object from a function `fn(y_true, y_pred, **kwargs)` returning per-sample values."
+    """A loss object from a function `fn(y_true, y_pred, **kwargs)` returning per-sample values.
+
+    Example:
+        ```python
+        loss = rb.losses.LossFunctionWrapper(rb.losses.mae, reduction='sum')
+        assert loss(np.array([[1.], [2.]]), np.zeros((2, 1))) == 3
+        ```
+    """
     def __init__(self, fn, reduction='sum_over_batch_size', name=None, dtype=None, **kwargs):
         if not callable(fn):
             raise ValueError(f"Invalid value for argument `fn`: expected a callable, received {fn!r}.")
@@ -325,23 +431,46 @@ class LossFunctionWrapper(Loss):
         return cls(**config)
 
     def __repr__(self): return f"<LossFunctionWrapper({getattr(self.fn, '__name__', self.fn)}, kwargs={self._fn_kwargs})>"
+_FN = {'fn': ('callable', 'The loss function `fn(y_true, y_pred, **kwargs)`.'),
+       'kwargs': ('dict', "Keyword arguments passed to `fn` (and kept in the config).")}
+for _f in (call_with_mask, LossFunctionWrapper): document(_f, **_FN, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 47
 class MeanSquaredError(LossFunctionWrapper):
-    "Mean of the squared errors (over the last axis), reduced over the batch."
+    """Mean of the squared errors (over the last axis), reduced over the batch.
+
+    Example:
+        ```python
+        assert rb.losses.MeanSquaredError()([[0., 1.]], np.array([[1., 1.]])) == 0.5
+        ```
+    """
     def __init__(self, reduction='sum_over_batch_size', name='mean_squared_error', dtype=None):
         super().__init__(mean_squared_error, name=name, reduction=reduction, dtype=dtype)
     def get_config(self): return Loss.get_config(self)
 
 class MeanAbsoluteError(LossFunctionWrapper):
-    "Mean of the absolute errors (over the last axis), reduced over the batch."
+    """Mean of the absolute errors (over the last axis), reduced over the batch.
+
+    Example:
+        ```python
+        assert rb.losses.MeanAbsoluteError()([[0., 1.]], np.array([[1., 3.]])) == 1.5
+        ```
+    """
     def __init__(self, reduction='sum_over_batch_size', name='mean_absolute_error', dtype=None):
         super().__init__(mean_absolute_error, name=name, reduction=reduction, dtype=dtype)
     def get_config(self): return Loss.get_config(self)
+for _c in (MeanSquaredError, MeanAbsoluteError): document(_c, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 50
 class BinaryCrossentropy(LossFunctionWrapper):
-    "Binary cross-entropy for 0/1 labels, from probabilities or (`from_logits=True`) logits."
+    """Binary cross-entropy for 0/1 labels, from probabilities or (`from_logits=True`) logits.
+
+    Example:
+        ```python
+        bce = rb.losses.BinaryCrossentropy(from_logits=True)
+        assert np.isclose(bce([[0, 1], [0, 0]], np.array([[-18.6, 0.51], [2.94, -12.8]])), 0.8654, atol=1e-4)
+        ```
+    """
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction='sum_over_batch_size',
                  name='binary_crossentropy', dtype=None):
         super().__init__(binary_crossentropy, name=name, reduction=reduction, dtype=dtype, from_logits=from_logits,
@@ -352,7 +481,13 @@ class BinaryCrossentropy(LossFunctionWrapper):
                 'axis': self.axis}
 
 class CategoricalCrossentropy(LossFunctionWrapper):
-    "Cross-entropy for one-hot labels, from probabilities or (`from_logits=True`) logits."
+    """Cross-entropy for one-hot labels, from probabilities or (`from_logits=True`) logits.
+
+    Example:
+        ```python
+        assert np.isclose(rb.losses.CategoricalCrossentropy()([[0, 1]], np.array([[.05, .95]])), -np.log(.95))
+        ```
+    """
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction='sum_over_batch_size',
                  name='categorical_crossentropy', dtype=None):
         super().__init__(categorical_crossentropy, name=name, reduction=reduction, dtype=dtype, from_logits=from_logits,
@@ -363,7 +498,14 @@ class CategoricalCrossentropy(LossFunctionWrapper):
                 'axis': self.axis}
 
 class SparseCategoricalCrossentropy(LossFunctionWrapper):
-    "Cross-entropy for integer labels; `ignore_class` leaves one label value out of the loss and its average."
+    """Cross-entropy for integer labels; `ignore_class` leaves one label value out of the loss and its average.
+
+    Example:
+        ```python
+        scce = rb.losses.SparseCategoricalCrossentropy(ignore_class=0)
+        assert np.isclose(scce([1, 0], np.array([[.2, .8], [.5, .5]])), -np.log(0.8))
+        ```
+    """
     def __init__(self, from_logits=False, ignore_class=None, reduction='sum_over_batch_size', axis=-1,
                  name='sparse_categorical_crossentropy', dtype=None):
         super().__init__(sparse_categorical_crossentropy, name=name, reduction=reduction, dtype=dtype,
@@ -372,6 +514,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     def get_config(self):
         return {**Loss.get_config(self), 'from_logits': self.from_logits, 'ignore_class': self.ignore_class,
                 'axis': self.axis}
+for _c in (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy): document(_c, **_ARGS)
 
 # %% ../nbs/20_losses.ipynb 55
 LOSS_FUNCTIONS = {'mean_squared_error': mean_squared_error, 'mse': mean_squared_error, 'MSE': mean_squared_error,
@@ -384,7 +527,10 @@ LOSS_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Bin
 ALL_OBJECTS = {**LOSS_FUNCTIONS, **LOSS_CLASSES, 'LossFunctionWrapper': LossFunctionWrapper}
 
 def serialize(loss):
-    "A loss object's Keras 3 config dict; a function's name; None for None."
+    """A loss object's Keras 3 config dict; a function's name; None for None.
+
+    Returns:
+        dict, str or None: what `deserialize` (and `get`) read back."""
     if loss is None: return None
     if isinstance(loss, Loss):
         return {'module': 'keras.losses', 'class_name': type(loss).__name__, 'config': loss.get_config(),
@@ -392,7 +538,10 @@ def serialize(loss):
     return getattr(loss, '__name__', repr(loss))
 
 def deserialize(config):
-    "The loss for a name or a config dict (Keras 3's, including its form for plain functions)."
+    """The loss for a name or a config dict (Keras 3's, including its form for plain functions).
+
+    Returns:
+        A loss object or function. Raises `ValueError` for an unknown name."""
     if isinstance(config, str): return get(config)
     if not isinstance(config, dict):
         raise ValueError(f"Could not deserialize loss: expected a name or a config dict, received {config!r}.")
@@ -403,10 +552,22 @@ def deserialize(config):
     obj = ALL_OBJECTS[name]
     if inspect.isclass(obj): return obj.from_config(cfg)
     return obj
+document(serialize, loss=('Loss, callable or None', 'The loss to describe.'))
+document(deserialize, config=('str or dict', 'A loss name or a config dict (`class_name`, `config`).'))
 
 # %% ../nbs/20_losses.ipynb 58
 def get(identifier):
-    "The loss for a name, a config dict, a loss object or callable (kept), or None."
+    """The loss for a name, a config dict, a loss object or callable (kept), or None.
+
+    Returns:
+        A function for a function name (`'mse'`), an instance for a class name or config. Raises `ValueError`.
+
+    Example:
+        ```python
+        assert rb.losses.get('mse') is rb.losses.mean_squared_error
+        assert isinstance(rb.losses.get('MeanSquaredError'), rb.losses.MeanSquaredError)
+        ```
+    """
     if identifier is None or isinstance(identifier, Loss): return identifier
     if isinstance(identifier, dict): return deserialize(identifier)
     if isinstance(identifier, str):
@@ -419,3 +580,4 @@ def get(identifier):
     if callable(identifier): return identifier
     raise ValueError(f"Could not interpret loss identifier: expected None, a name, a config dict or a callable, "
                      f"received {identifier!r}.")
+document(get, identifier=('str, dict, Loss, callable or None', 'What `compile(loss=...)` accepts.'))

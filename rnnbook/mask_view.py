@@ -16,7 +16,7 @@ from .backend import to_numpy, flatten
 from .rnn import RNN
 from .cells import KINDS
 from .traces import Trace, BidirectionalTrace, trace as trace_layer
-from .views import new_figure, Explorer, _fix_layout
+from .views import new_figure, Explorer, _fix_layout, _header
 from fastcore.basics import patch
 
 # %% ../nbs/33_mask_view.ipynb 8
@@ -36,7 +36,26 @@ def _has_cell_state(trace):
 
 # %% ../nbs/33_mask_view.ipynb 10
 def masked_outputs(trace, zero_output_for_mask=False) -> np.ndarray:
-    "The per-step outputs `(B, T, U)`, by input time, of the traced layer with the given `zero_output_for_mask`."
+    """The per-step outputs `(B, T, U)`, by input time, of the traced layer with the given `zero_output_for_mask`.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer (`rb.trace`).
+        zero_output_for_mask (bool): True: a masked step outputs zeros; False: it repeats the last output.
+            Default False.
+
+    Returns:
+        array: `(B, T, U)` outputs by input time.
+
+    Example:
+        ```python
+        from rnnbook.mask_view import masked_outputs
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        tr = rb.trace(rb.layers.LSTM(4), x, mask=mask)
+        assert not masked_outputs(tr, zero_output_for_mask=True)[1, 3:].any()   # zeros
+        assert (masked_outputs(tr)[1, 3:] == tr['h'][1, 2]).all()   # or the last output repeated
+        ```
+    """
     h, m = _check_trace(trace)['h'], trace.mask
     out, prev = np.zeros_like(h), np.zeros_like(h[:, 0])
     for t in trace.order:
@@ -45,7 +64,23 @@ def masked_outputs(trace, zero_output_for_mask=False) -> np.ndarray:
 
 # %% ../nbs/33_mask_view.ipynb 12
 def sequence_outputs(trace):
-    "The layer's own outputs `(B, T, U)` by input time, or None where it returned only the last step."
+    """The layer's own outputs `(B, T, U)` by input time, or None where it returned only the last step.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer (`rb.trace`).
+
+    Returns:
+        array or None: the outputs the layer returned, reordered by input time (for `go_backwards`).
+
+    Example:
+        ```python
+        from rnnbook.mask_view import sequence_outputs
+        x = np.random.rand(2, 5, 3).astype('float32')
+        tr = rb.trace(rb.layers.GRU(3, return_sequences=True, go_backwards=True), x)
+        assert sequence_outputs(tr).shape == (2, 5, 3)
+        assert np.allclose(sequence_outputs(tr), tr['h'])   # by input time, like the trace
+        ```
+    """
     out = _check_trace(trace).outputs
     if isinstance(out, (list, tuple)): out = out[0]
     out = None if out is None else to_numpy(out)
@@ -56,7 +91,23 @@ def sequence_outputs(trace):
     return by_time
 
 def output_rule(trace):
-    "The `zero_output_for_mask` the traced layer used, read from its outputs; None where they cannot tell."
+    """The `zero_output_for_mask` the traced layer used, read from its outputs; None where they cannot tell.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer (`rb.trace`), with the layer's outputs.
+
+    Returns:
+        bool or None: True (zeros at masked steps), False (repeats), or None (no sequence, or both fit).
+
+    Example:
+        ```python
+        from rnnbook.mask_view import output_rule
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        tr = rb.trace(rb.layers.LSTM(3, return_sequences=True), x, mask=mask)
+        assert output_rule(tr) is False                  # masked steps repeat the last output
+        ```
+    """
     seq = sequence_outputs(trace)
     if seq is None: return None
     fits = [z for z in (False, True) if np.allclose(seq, masked_outputs(trace, z), rtol=1e-5, atol=1e-6)]
@@ -73,7 +124,24 @@ def _runs(flags):
 
 # %% ../nbs/33_mask_view.ipynb 18
 class MaskView:
-    "The mask picture of a trace, built once; `update(sample, unit)` redraws in place, `set_trace` swaps the layer."
+    """The mask picture of a trace, built once; `update(sample, unit)` redraws in place, `set_trace` swaps the layer.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer run with a mask (`rb.trace(layer, x, mask=mask)`).
+        zero_output_for_mask (bool): the setting whose output panel is framed as the layer's; None reads it off
+            the layer's outputs. Default None.
+        width (float): the figure's width in inches. Default 9.0.
+
+    Example:
+        ```python
+        from rnnbook.mask_view import MaskView
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        view = MaskView(rb.trace(rb.layers.LSTM(4), x, mask=mask))
+        fig = view.update(sample=1, unit=2)              # returns the figure
+        assert fig is view.figure and view.shown['unit'] == 2
+        ```
+    """
     def __init__(self, trace, zero_output_for_mask=None, width=9.0):
         _check_trace(trace)
         self.B, self.T = trace.mask.shape
@@ -87,13 +155,15 @@ class MaskView:
 @patch
 def _build(self: MaskView, width):
     "The figure: the mask grid on top, the state panel, and the two output panels side by side."
-    fig = self.figure = new_figure(width, 5.6 + min(2.0, 0.12 * self.B), layout='constrained')
+    fig = self.figure = new_figure(width, 5.9 + min(2.0, 0.12 * self.B), layout='constrained')
+    self.header = fig.suptitle('', fontsize=10)
     gs = fig.add_gridspec(3, 2, height_ratios=[0.5 + min(1.5, 0.1 * self.B), 1, 1])
     ag = self.ax_grid = fig.add_subplot(gs[0, :])
     self.grid = ag.imshow(np.zeros((self.B, self.T)), aspect='auto', interpolation='nearest', vmin=0, vmax=1,
                           cmap=ListedColormap([SKIPPED, KEPT]), extent=(-0.5, self.T - 0.5, self.B - 0.5, -0.5))
     self.highlight = ag.add_patch(Rectangle((-0.5, -0.5), self.T, 1, fill=False, ec=MARKER, lw=2, zorder=3))
-    ag.set_title('mask: real steps (dark) and masked steps (light) of each sample', fontsize=9)
+    ag.set_title('mask of each sample: real steps (blue), masked steps (light grey); '
+                 'magenta frame: the sample drawn below', fontsize=9)
     ag.set_ylabel('sample', fontsize=8)
     ag.yaxis.set_major_locator(MaxNLocator(6, integer=True))
     self.ax_state = fig.add_subplot(gs[1, :], sharex=ag)
@@ -134,9 +204,9 @@ def set_trace(self: MaskView, trace, zero_output_for_mask=None):
     values += [np.asarray(s)[:, None] for s in (trace.initial_states or [])]
     self.limits = 1.12 * np.max([np.abs(v).max(axis=(0, 1)) for v in values], axis=0)   # per unit
     for z, ax in self.ax_out.items():
-        what = 'outputs zeros' if z else 'repeats the last output'
+        what = 'outputs zeros' if z else 'repeats the last output'          # red dots: the masked steps
         mine = z == self.active
-        ax.set_title(f'zero_output_for_mask={z}' + (' (this layer)' if mine else '') + f'\na masked step {what}',
+        ax.set_title(f'zero_output_for_mask={z}' + (' (this layer)' if mine else '') + f'\na masked step (red) {what}',
                      fontsize=8.5, color=MARKER if mine else 'k', fontweight='bold' if mine else 'normal')
         for sp in ax.spines.values(): sp.set(color=MARKER if mine else 'k', lw=2 if mine else 0.8)
         ax.set_ylabel('output', fontsize=8)
@@ -170,7 +240,7 @@ def _show_state(self: MaskView, sample, unit, keep):
         self.c_line.set_data(np.r_[start_t, order], np.r_[c0, tr['c'][sample, order, unit]])
     held = int((~keep).sum())
     self.ax_state.set_title(f'state of sample {sample}, unit {unit}: held flat across its {held} masked '
-                            f'step{"s" * (held != 1)} (hollow)', fontsize=9)
+                            f'step{"s" * (held != 1)} (hollow dots, grey band)', fontsize=9)
     if self._shown is None:
         handles = [self.h_line, self.start] + ([self.c_line] if _has_cell_state(tr) else [])
         self.ax_state.legend(handles=handles, fontsize=7, loc='upper right', ncol=3, frameon=False)
@@ -194,6 +264,7 @@ def update(self: MaskView, sample=None, unit=0):
     m = float(self.limits[unit]) or 1.0                 # one scale for the unit across samples and panels
     for ax in (self.ax_state, *self.ax_out.values()): ax.set_ylim(-m, m)
     self.highlight.set_y(sample - 0.5)
+    self.header.set_text(_header(tr.description, sample, tr.mask[sample]) + f'; unit {unit}')
     h = self._show_state(sample, unit, keep)
     ts = np.arange(self.T)
     for z in (False, True):
@@ -207,12 +278,50 @@ def update(self: MaskView, sample=None, unit=0):
 
 # %% ../nbs/33_mask_view.ipynb 36
 def mask_figure(trace, sample=None, unit=0, zero_output_for_mask=None):
-    "The mask grid, the state of `sample`'s `unit` held flat across masked steps, and the outputs under both settings."
+    """The mask grid, the state of `sample`'s `unit` held flat across masked steps, and the outputs under both settings.
+
+    Args:
+        trace (Trace): the trace of a recurrent layer run with a mask (`rb.trace(layer, x, mask=mask)`).
+        sample (int): index of the input sample drawn; None is the first sample with a masked step. Default None.
+        unit (int): the unit whose state and output are drawn. Default 0.
+        zero_output_for_mask (bool): the setting framed as the layer's; None reads it off the trace. Default None.
+
+    Returns:
+        Figure: the matplotlib figure (`figure.rnnbook_view` is its `MaskView`).
+
+    Example:
+        ```python
+        from rnnbook.mask_view import mask_figure
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        fig = mask_figure(rb.trace(rb.layers.LSTM(4), x, mask=mask), unit=1)
+        assert fig.rnnbook_view.shown['sample'] == 1     # the first sample with a masked step
+        ```
+    """
     return MaskView(trace, zero_output_for_mask).update(sample, unit)
 
 # %% ../nbs/33_mask_view.ipynb 46
 def layer_copy(layer, x, **overrides):
-    "A new layer of `layer`'s class and configuration (with `overrides`), built for `x`, with the same weights."
+    """A new layer of `layer`'s class and configuration (with `overrides`), built for `x`, with the same weights.
+
+    Args:
+        layer (Layer): the layer to copy (built).
+        x (array): an input to build the copy on.
+        **overrides: configuration entries to change, e.g. `zero_output_for_mask=True`.
+
+    Returns:
+        Layer: the copy.
+
+    Example:
+        ```python
+        from rnnbook.mask_view import layer_copy
+        x = np.random.rand(2, 5, 3).astype('float32')
+        lstm = rb.layers.LSTM(4)
+        y = lstm(x)
+        zeros = layer_copy(lstm, x, zero_output_for_mask=True, return_sequences=True)
+        assert zeros.zero_output_for_mask and np.allclose(zeros(x)[:, -1], y)   # the same weights
+        ```
+    """
     copy = type(layer).from_config({**layer.get_config(), **overrides})
     copy.build_from(x)
     copy.set_weights(layer.get_weights())
@@ -230,7 +339,25 @@ def _traced_copy(layer, x, mask, zero_output_for_mask):
 
 # %% ../nbs/33_mask_view.ipynb 52
 class MaskExplorer(Explorer):
-    "The mask view with controls `sample`, `unit` and `zero_output_for_mask` (re-traces a copy of the layer)."
+    """The mask view with controls `sample`, `unit` and `zero_output_for_mask` (re-traces a copy of the layer).
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU, LSTM or RNN layer (not a Bidirectional: pass one of its directions).
+        x (array): the input, `(batch, timesteps, features)`.
+        mask (array): `(batch, timesteps)` bool, False at the masked steps; None for no mask.
+        title (str): the explorer's heading; None is "mask of 'layer name'". Default None.
+        dpi (int): dots per inch of the shown picture. Default 80.
+
+    Example:
+        ```python
+        from rnnbook.mask_view import MaskExplorer
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        ex = MaskExplorer(rb.layers.GRU(4), x, mask)
+        ex.controls['zero_output_for_mask'].value = True  # re-traces a copy that outputs zeros
+        assert ex.draws == 2 and not ex.view.shown['outputs'][True][3:].any()
+        ```
+    """
     def __init__(self, layer, x, mask, title=None, dpi=80):
         if isinstance(layer, BidirectionalTrace) or not isinstance(layer, RNN):
             raise ValueError(f"Invalid value for argument `layer`: the mask explorer takes a recurrent layer (SimpleRNN, "
@@ -267,5 +394,24 @@ class MaskExplorer(Explorer):
 
 # %% ../nbs/33_mask_view.ipynb 55
 def mask_explorer(layer, x, mask=None, title=None) -> MaskExplorer:
-    "An explorer of how `layer` treats the masked steps of `x` under `mask`."
+    """An explorer of how `layer` treats the masked steps of `x` under `mask`.
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU, LSTM or RNN layer.
+        x (array): the input, `(batch, timesteps, features)`.
+        mask (array): `(batch, timesteps)` bool, False at the masked steps. Default None: no mask.
+        title (str): the explorer's heading; None is "mask of 'layer name'". Default None.
+
+    Returns:
+        MaskExplorer: display it in Jupyter or Voilà.
+
+    Example:
+        ```python
+        from rnnbook.mask_view import mask_explorer
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        ex = mask_explorer(rb.layers.LSTM(4), x, mask)
+        assert ex.controls['sample'].value == 1          # opens on the first sample with padding
+        ```
+    """
     return MaskExplorer(layer, x, mask, title)

@@ -14,6 +14,7 @@ from fastcore.basics import patch
 from .backend import array_module, unwrap, compute_dtype, is_float_dtype
 from .layer import Layer, check_bool, set_weight_options, weight_options_config
 from . import ops
+from .argdocs import document, _INIT, _REG, _CON
 
 # %% ../nbs/11a_merging.ipynb 6
 def _broadcast_shape(s1, s2):
@@ -41,7 +42,25 @@ def _is_shape_list(input_shape) -> bool:
         all(isinstance(s, (list, tuple)) for s in input_shape)
 
 class Merge(Layer):
-    "Base of the merge layers: a list of arrays in, one array out, the input masks merged (Keras 3)."
+    """Base of the merge layers: a list of arrays in, one array out, the input masks merged (Keras 3).
+
+    Subclasses define `_merge_function(inputs, masks)`. Shapes broadcast after the batch axis; inputs of lower
+    rank get size-1 axes after the batch axis. The output mask is the OR of the input masks when every input
+    has one, else None.
+
+    {args}
+
+    Call arguments:
+        inputs: list of arrays `(batch, ...)`, of one batch size.
+        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+            automatically when the inputs carry masks.
+
+    Input shape:
+        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+    Output shape:
+        Their broadcast shape.
+    """
     _real_input = True
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -57,6 +76,8 @@ class Merge(Layer):
         out = tuple(input_shape[0][1:])
         for s in input_shape[1:]: out = _broadcast_shape(out, tuple(s[1:]))
         self._reshape_required = len({len(s) for s in input_shape}) != 1
+
+document(Merge)
 
 # %% ../nbs/11a_merging.ipynb 12
 def _cast_all(layer, inputs):
@@ -113,18 +134,67 @@ def compute_output_shape(self: Merge, input_shape):
 
 # %% ../nbs/11a_merging.ipynb 21
 class Add(Merge):
-    "The elementwise sum of the inputs."
+    r"""The elementwise sum of the inputs.
+
+    Keras 3's `keras.layers.Add`: $y = \sum_i x_i$; masked steps are summed like the others.
+
+    {args}
+
+    Call arguments:
+        inputs: list of arrays `(batch, ...)`, of one batch size.
+        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+            automatically when the inputs carry masks.
+
+    Input shape:
+        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+    Output shape:
+        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+
+    Example:
+        ```python
+        x1, x2 = np.ones((2, 3, 4), 'float32'), np.full((2, 3, 4), 2, 'float32')
+        y = rb.layers.Add()([x1, x2])
+        assert y.shape == (2, 3, 4) and float(y[0, 0, 0]) == 3.0
+        ```
+    """
     def _merge_function(self, inputs, masks):
         y = inputs[0]
         for x in inputs[1:]: y = ops.add(y, x)
         return y
 
 class Average(Merge):
-    "The elementwise mean of the inputs."
+    r"""The elementwise mean of the inputs.
+
+    Keras 3's `keras.layers.Average`: $y = \frac{1}{n} \sum_i x_i$; masked steps count like the others.
+
+    {args}
+
+    Call arguments:
+        inputs: list of arrays `(batch, ...)`, of one batch size.
+        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+            automatically when the inputs carry masks.
+
+    Input shape:
+        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+    Output shape:
+        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+
+    Example:
+        ```python
+        x1, x2 = np.ones((2, 4), 'float32'), np.full((2, 4), 3, 'float32')
+        y = rb.layers.Average()([x1, x2])
+        assert np.allclose(y, 2.0)
+        ```
+    """
     def _merge_function(self, inputs, masks):
         y = inputs[0]
         for x in inputs[1:]: y = ops.add(y, x)
         return ops.divide(y, len(inputs))
+
+document(Add)
+document(Average)
 
 # %% ../nbs/11a_merging.ipynb 23
 def _feature_mask(mask, x):
@@ -133,7 +203,30 @@ def _feature_mask(mask, x):
     return xp.broadcast_to(xp.expand_dims(xp.asarray(mask).astype(bool), -1), x.shape)
 
 class Multiply(Merge):
-    "The elementwise product of the inputs; a masked entry counts as 1 (Keras 3)."
+    r"""The elementwise product of the inputs; a masked entry counts as 1 (Keras 3).
+
+    Keras 3's `keras.layers.Multiply`: $y = \prod_i x_i$. When every input has a mask, the steps masked in
+    all of them are set to 0.
+
+    {args}
+
+    Call arguments:
+        inputs: list of arrays `(batch, ...)`, of one batch size.
+        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+            automatically when the inputs carry masks.
+
+    Input shape:
+        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+    Output shape:
+        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+
+    Example:
+        ```python
+        x1, x2 = np.full((2, 4), 2, 'float32'), np.full((2, 4), 3, 'float32')
+        assert np.allclose(rb.layers.Multiply()([x1, x2]), 6.0)
+        ```
+    """
     def _merge_function(self, inputs, masks):
         every = all(m is not None for m in masks)
         y = keep = None
@@ -145,9 +238,36 @@ class Multiply(Merge):
             y = x if y is None else ops.multiply(y, x)
         return ops.where(keep, y, ops.zeros_like(y)) if every else y
 
+document(Multiply)
+
 # %% ../nbs/11a_merging.ipynb 26
 class Concatenate(Merge):
-    "Join the inputs along `axis`."
+    """Join the inputs along `axis`.
+
+    Keras 3's `keras.layers.Concatenate`. The shapes must agree on every axis but `axis`. Output mask: each
+    input's mask (all valid for an input without one) joined along `axis`, then "any" over the last axis, so
+    along the features it is the OR of the masks, and along time the masks follow each other.
+
+    {args}
+
+    Call arguments:
+        inputs: list of arrays `(batch, ...)`, of one batch size.
+        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+            automatically when the inputs carry masks.
+
+    Input shape:
+        List of shapes that agree on every axis except `axis`.
+
+    Output shape:
+        Their common shape, with the sizes along `axis` added up.
+
+    Example:
+        ```python
+        x1, x2 = np.ones((2, 3, 4), 'float32'), np.ones((2, 3, 5), 'float32')
+        assert rb.layers.Concatenate()([x1, x2]).shape == (2, 3, 9)
+        assert rb.layers.Concatenate(axis=1)([x1, x1]).shape == (2, 6, 4)
+        ```
+    """
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
@@ -168,6 +288,8 @@ class Concatenate(Merge):
         if clash:
             raise ValueError("A `Concatenate` layer requires inputs with matching shapes except for the "
                              f"concatenation axis. Received: input_shape={[tuple(s) for s in input_shape]}")
+
+document(Concatenate, axis=('int', 'The axis along which the inputs are joined (negative: from the end).'))
 
 # %% ../nbs/11a_merging.ipynb 28
 @patch
@@ -200,20 +322,73 @@ def get_config(self: Concatenate): return {**super(Concatenate, self).get_config
 
 # %% ../nbs/11a_merging.ipynb 31
 def add(inputs, **kwargs):
-    "Functional form of `Add`: a new `Add(**kwargs)` called on `inputs`."
+    """Functional form of `Add`: a new `Add(**kwargs)` called on `inputs`.
+
+    {args}
+
+    Returns:
+        The output of `Add(**kwargs)(inputs)`: one array, carrying the merged mask.
+
+    Example:
+        ```python
+        y = rb.layers.add([np.ones((2, 4)), np.ones((2, 4))])
+        assert np.allclose(y, 2.0)
+        ```
+    """
     return Add(**kwargs)(inputs)
 
 def average(inputs, **kwargs):
-    "Functional form of `Average`: a new `Average(**kwargs)` called on `inputs`."
+    """Functional form of `Average`: a new `Average(**kwargs)` called on `inputs`.
+
+    {args}
+
+    Returns:
+        The output of `Average(**kwargs)(inputs)`: one array, carrying the merged mask.
+
+    Example:
+        ```python
+        y = rb.layers.average([np.ones((2, 4)), np.zeros((2, 4))])
+        assert np.allclose(y, 0.5)
+        ```
+    """
     return Average(**kwargs)(inputs)
 
 def multiply(inputs, **kwargs):
-    "Functional form of `Multiply`: a new `Multiply(**kwargs)` called on `inputs`."
+    """Functional form of `Multiply`: a new `Multiply(**kwargs)` called on `inputs`.
+
+    {args}
+
+    Returns:
+        The output of `Multiply(**kwargs)(inputs)`: one array, carrying the merged mask.
+
+    Example:
+        ```python
+        y = rb.layers.multiply([np.full((2, 4), 2.), np.full((2, 4), 3.)])
+        assert np.allclose(y, 6.0)
+        ```
+    """
     return Multiply(**kwargs)(inputs)
 
 def concatenate(inputs, axis=-1, **kwargs):
-    "Functional form of `Concatenate`: a new `Concatenate(axis, **kwargs)` called on `inputs`."
+    """Functional form of `Concatenate`: a new `Concatenate(axis, **kwargs)` called on `inputs`.
+
+    {args}
+
+    Returns:
+        The output of `Concatenate(**kwargs)(inputs)`: one array, carrying the merged mask.
+
+    Example:
+        ```python
+        y = rb.layers.concatenate([np.ones((2, 3)), np.ones((2, 5))])
+        assert y.shape == (2, 8)
+        ```
+    """
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+_INPUTS = ('list of arrays', 'The arrays to merge, `(batch, ...)` each.')
+_KWARGS = ('dict', 'Arguments of the layer (`name`, `dtype`, ...).')
+for _f in (add, average, multiply): document(_f, inputs=_INPUTS, kwargs=_KWARGS)
+document(concatenate, inputs=_INPUTS, axis=('int', 'The axis along which the inputs are joined.'), kwargs=_KWARGS)
 
 # %% ../nbs/11a_merging.ipynb 34
 def _check_ln_axis(axis):
@@ -222,7 +397,31 @@ def _check_ln_axis(axis):
     raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
 
 class LayerNormalization(Layer):
-    "Normalise each sample over `axis` to zero mean and unit variance, then scale by `gamma` and shift by `beta`."
+    r"""Normalise each sample over `axis` to zero mean and unit variance, then scale by `gamma` and shift by `beta`.
+
+    Keras 3's `keras.layers.LayerNormalization`:
+    $y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$, with $\mu$ and $\sigma^2$ the mean
+    and variance over `axis` of each sample, computed in at least float32. `gamma` and `beta` have the shape
+    of the normalised axes. Keras' deprecated `rms_scaling=True` (a keyword argument) is still read.
+
+    {args}
+
+    Call arguments:
+        inputs: array `(batch, ...)`; masks pass through unchanged.
+
+    Input shape:
+        Any shape; the sizes along `axis` must match those the layer was built for.
+
+    Output shape:
+        The input's shape.
+
+    Example:
+        ```python
+        x = np.random.default_rng(0).normal(3., 2., (2, 5, 4)).astype('float32')
+        y = rb.layers.LayerNormalization()(x)
+        assert y.shape == (2, 5, 4) and np.allclose(y.mean(-1), 0, atol=1e-5)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer='zeros',
                  gamma_initializer='ones', beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -255,6 +454,16 @@ class LayerNormalization(Layer):
         if self.center and not self.rms_scaling:
             self.beta = self.add_weight(shape, self.beta_initializer, name='beta',
                                         regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+
+_W = {'beta': '`beta` offset', 'gamma': '`gamma` scale'}
+document(LayerNormalization,
+         axis=('int or list of int', 'The axis or axes to normalise over (each sample on its own).'),
+         epsilon=('float', 'Small number added to the variance, to avoid dividing by zero.'),
+         center=('bool', 'Whether to add the learned offset `beta`.'),
+         scale=('bool', 'Whether to multiply by the learned scale `gamma`.'),
+         **{f'{w}_initializer': (_INIT[0], _INIT[1].format(w=d)) for w, d in _W.items()},
+         **{f'{w}_regularizer': (_REG[0], _REG[1].format(w=d)) for w, d in _W.items()},
+         **{f'{w}_constraint': (_CON[0], _CON[1].format(w=d)) for w, d in _W.items()})
 
 # %% ../nbs/11a_merging.ipynb 37
 @patch

@@ -18,6 +18,7 @@ from . import losses
 from .backend import array_module, unwrap, to_numpy, standardize_dtype, floatx
 from .layer import Variable, get_mask, with_mask, snake_case
 from .losses import squeeze_or_expand_to_same_rank, apply_mask
+from .argdocs import document
 
 # %% ../nbs/20a_metrics.ipynb 6
 def _plain(x, like=None):
@@ -33,10 +34,31 @@ def _broadcastable(y_true, y_pred, same=False):
         raise ValueError(f"Arguments `y_true` and `y_pred` of the metric must have "
                          f"{'the same shape' if same else 'shapes that broadcast together'}. Received: "
                          f"y_true.shape={a}, y_pred.shape={b}")
+_ARGS = {**losses._ARGS,   # the losses' descriptions of y_true, y_pred, from_logits...; the metrics' own:
+    'name': ('str or None', 'Name of the metric (its key in the logs); `None`: the snake-case class name.'),
+    'dtype': ('str or None', 'Dtype of the state variables and result; `None` reads `rb.backend.floatx()`.'),
+    'threshold': ('float', 'Predictions above it count as 1 (use 0 for logits).'),
+    'thresholds': ('float, list of float or None', 'Threshold(s) in `[0, 1]`: `y_pred > t` is positive; a list '
+                   'gives one result per threshold; `None`: 0.5.'),
+    'fn': ('callable', 'Per-sample function `fn(y_true, y_pred, **kwargs)`: an accuracy or a loss function.'),
+    'kwargs': ('dict', 'Keyword arguments passed to `fn` (kept in the config).'),
+    'y_true_shape': ('tuple or None', 'Shape of the labels; `None` when unknown.'),
+    'y_pred_shape': ('tuple or None', 'Shape of the predictions; `None` when unknown.'),
+    'loss': ('str, Loss, callable or None', "The model's loss, consulted only when a shape is unknown."),
+}
 
 # %% ../nbs/20a_metrics.ipynb 9
 def accuracy(y_true, y_pred):
-    "1 where the prediction equals the label, else 0."
+    """1 where the prediction equals the label, else 0.
+
+    Returns:
+        Float array, one 0/1 per sample.
+
+    Example:
+        ```python
+        assert rb.metrics.accuracy([1, 2], np.array([1., 3.])).tolist() == [1., 0.]
+        ```
+    """
     y_pred = _plain(y_pred)
     y_true = _plain(y_true, like=y_pred).astype(y_pred.dtype)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -44,16 +66,35 @@ def accuracy(y_true, y_pred):
     return (y_true == y_pred).astype(floatx())
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    "1 where `y_pred > threshold` matches the 0/1 label, else 0."
+    """1 where `y_pred > threshold` matches the 0/1 label, else 0.
+
+    Returns:
+        Float array, one 0/1 per sample.
+
+    Example:
+        ```python
+        assert rb.metrics.binary_accuracy([1, 0], np.array([0.7, 0.6])).tolist() == [1., 0.]
+        ```
+    """
     y_pred = _plain(y_pred)
     y_true = _plain(y_true, like=y_pred)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     _broadcastable(y_true, y_pred)
     return (y_true == (y_pred > threshold).astype(y_true.dtype)).astype(floatx())
+for _f in (accuracy, binary_accuracy): document(_f, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 12
 def categorical_accuracy(y_true, y_pred):
-    "1 where the arg-max of the prediction is the arg-max of the one-hot label, else 0."
+    """1 where the arg-max of the prediction is the arg-max of the one-hot label, else 0.
+
+    Returns:
+        Float array, one 0/1 per sample (`y_pred`'s shape without the class axis).
+
+    Example:
+        ```python
+        assert rb.metrics.categorical_accuracy([[0, 1]], np.array([[.3, .7]])).tolist() == [1.]
+        ```
+    """
     y_pred = _plain(y_pred)
     _broadcastable(_plain(y_true, like=y_pred), y_pred, same=True)
     y_true = _plain(y_true, like=y_pred).argmax(-1)
@@ -64,7 +105,16 @@ def categorical_accuracy(y_true, y_pred):
     return matches.reshape(shape) if reshape else matches
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    "1 where the arg-max of the prediction is the integer label, else 0."
+    """1 where the arg-max of the prediction is the integer label, else 0.
+
+    Returns:
+        Float array, one 0/1 per sample (`y_pred`'s shape without the class axis).
+
+    Example:
+        ```python
+        assert rb.metrics.sparse_categorical_accuracy([0, 1], np.array([[.3, .7], [.4, .6]])).tolist() == [0., 1.]
+        ```
+    """
     y_pred = _plain(y_pred)
     y_true = _plain(y_true, like=y_pred)
     shape = y_true.shape
@@ -78,10 +128,23 @@ def sparse_categorical_accuracy(y_true, y_pred):
     if reshape: matches = matches.reshape(shape)
     if matches.ndim > 1 and matches.shape[-1] == 1: matches = matches.squeeze(-1)
     return matches
+for _f in (categorical_accuracy, sparse_categorical_accuracy): document(_f, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 15
 class Metric:
-    "Base class of stateful metrics: `update_state(...)`, `result()`, `reset_state()`."
+    """Base class of stateful metrics: `update_state(...)`, `result()`, `reset_state()`.
+
+    Example:
+        ```python
+        class Count(rb.metrics.Metric):
+            def __init__(self, name=None, dtype=None):
+                super().__init__(name=name, dtype=dtype)
+                self.n = self.add_variable(name='n')
+            def update_state(self, values): self.n.assign(self.n.value + len(values))
+            def result(self): return self.n.numpy()[()]
+        assert Count()([1, 2, 3]) == 3
+        ```
+    """
     def __init__(self, name=None, dtype=None):
         self.name = name or snake_case(type(self).__name__)
         self.dtype = standardize_dtype(dtype)
@@ -112,6 +175,7 @@ class Metric:
     @classmethod
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
+document(Metric, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 18
 def _host(x): return to_numpy(x) if hasattr(unwrap(x), 'shape') else np.asarray(x)
@@ -139,10 +203,18 @@ def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, mask=No
 
 def _mean(x, axis): return array_module(x).mean(x, axis=axis)
 def _sum(x, axis): return array_module(x).sum(x, axis=axis)
+document(reduce_to_samplewise_values, **{**_ARGS, 'values': ('array', 'Metric values, one or more per sample.')},
+         reduce_fn=('callable', '`reduce_fn(x, axis)` reducing the extra axes (a mean or a sum).'))
 
 # %% ../nbs/20a_metrics.ipynb 21
 class Sum(Metric):
-    "The running (weighted) sum of the values."
+    """The running (weighted) sum of the values.
+
+    Example:
+        ```python
+        assert rb.metrics.Sum()([1., 3., 5.]) == 9
+        ```
+    """
     def __init__(self, name='sum', dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.total = self.add_variable(name='total')
@@ -152,7 +224,13 @@ class Sum(Metric):
     def result(self): return self.total.numpy()[()]
 
 class Mean(Metric):
-    "The running (weighted) mean of the values."
+    """The running (weighted) mean of the values.
+
+    Example:
+        ```python
+        assert rb.metrics.Mean()([1., 3., 5., 7.], sample_weight=[1, 1, 0, 0]) == 2
+        ```
+    """
     def __init__(self, name='mean', dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.total = self.add_variable(name='total')
@@ -170,10 +248,18 @@ class Mean(Metric):
         "total / count, or 0 before anything was counted."
         total, count = self.total.numpy()[()], self.count.numpy()[()]
         return total / count if count != 0 else np.zeros((), self.dtype)[()]
+for _c in (Sum, Mean): document(_c, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 24
 class MeanMetricWrapper(Mean):
-    "The running mean of `fn(y_true, y_pred, **kwargs)`: a metric from a per-sample function."
+    """The running mean of `fn(y_true, y_pred, **kwargs)`: a metric from a per-sample function.
+
+    Example:
+        ```python
+        mae = rb.metrics.MeanMetricWrapper(rb.losses.mean_absolute_error)
+        assert mae([[0., 2.]], np.array([[1., 0.]])) == 1.5
+        ```
+    """
     def __init__(self, fn, name=None, dtype=None, **kwargs):
         if not callable(fn): raise ValueError(f"Invalid value for argument `fn`: expected a callable, received {fn!r}.")
         super().__init__(name=name or snake_case(type(self).__name__), dtype=dtype)
@@ -198,6 +284,13 @@ class MeanMetricWrapper(Mean):
         config = dict(config)
         if isinstance(config.get('fn'), str): config['fn'] = _function(config['fn'])
         return cls(**config)
+document(MeanMetricWrapper, **_ARGS)
+
+def _add_example(cls, y_true, y_pred, expected):
+    "Append an `Example:` to `cls`'s docstring: one batch through a new `cls()`, its result asserted."
+    cls.__doc__ += (f"\n\nExample:\n    ```python\n    metric = rb.metrics.{cls.__name__}()\n"
+                    f"    assert np.isclose(metric({y_true}, np.array({y_pred})), {expected})\n    ```")
+    return document(cls, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 27
 class Accuracy(MeanMetricWrapper):
@@ -224,6 +317,10 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name='sparse_categorical_accuracy', dtype=None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
     def get_config(self): return Metric.get_config(self)
+_add_example(Accuracy, [1, 2, 3], [1., 2., 0.], 2 / 3)
+_add_example(BinaryAccuracy, [1, 0], [0.7, 0.6], 0.5)
+_add_example(CategoricalAccuracy, [[0, 1], [1, 0]], [[.3, .7], [.4, .6]], 0.5)
+_add_example(SparseCategoricalAccuracy, [1, 0], [[.3, .7], [.4, .6]], 0.5)
 
 # %% ../nbs/20a_metrics.ipynb 32
 class MeanSquaredError(MeanMetricWrapper):
@@ -235,6 +332,8 @@ class MeanAbsoluteError(MeanMetricWrapper):
     "The running mean of the mean absolute error."
     def __init__(self, name='mean_absolute_error', dtype=None): super().__init__(losses.mean_absolute_error, name=name, dtype=dtype)
     def get_config(self): return Metric.get_config(self)
+_add_example(MeanSquaredError, [[0., 1.], [0., 0.]], [[1., 1.], [0., 0.]], 0.25)
+_add_example(MeanAbsoluteError, [[0., 1.], [0., 0.]], [[1., 1.], [0., 0.]], 0.25)
 
 # %% ../nbs/20a_metrics.ipynb 35
 class BinaryCrossentropy(MeanMetricWrapper):
@@ -265,6 +364,9 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
     def get_config(self):
         return {**Metric.get_config(self), 'from_logits': self.from_logits, 'ignore_class': self.ignore_class,
                 'axis': self.axis}
+_add_example(BinaryCrossentropy, [[1.]], [[0.5]], np.log(2))
+_add_example(CategoricalCrossentropy, [[0., 1.]], [[0.5, 0.5]], np.log(2))
+_add_example(SparseCategoricalCrossentropy, [1], [[0.5, 0.5]], np.log(2))
 
 # %% ../nbs/20a_metrics.ipynb 39
 class _ConfusionCount(Metric):
@@ -302,14 +404,31 @@ def _confusion(cell, y_true, y_pred, sample_weight, thresholds):
         out.append((w * hit).sum())
     return np.array(out)
 
-class TruePositives(_ConfusionCount): cell = 'tp'
-class TrueNegatives(_ConfusionCount): cell = 'tn'
-class FalsePositives(_ConfusionCount): cell = 'fp'
-class FalseNegatives(_ConfusionCount): cell = 'fn'
+class TruePositives(_ConfusionCount):
+    "The weighted count of positive predictions (`y_pred > threshold`) with a positive label, per threshold."
+    cell = 'tp'
+class TrueNegatives(_ConfusionCount):
+    "The weighted count of negative predictions with a negative label, per threshold."
+    cell = 'tn'
+class FalsePositives(_ConfusionCount):
+    "The weighted count of positive predictions with a negative label, per threshold."
+    cell = 'fp'
+class FalseNegatives(_ConfusionCount):
+    "The weighted count of negative predictions with a positive label, per threshold."
+    cell = 'fn'
+
+for _c, _n in ((TruePositives, 1), (TrueNegatives, 1), (FalsePositives, 1), (FalseNegatives, 0)):
+    _add_example(_c, [1, 0, 0], [.9, .2, .7], _n)
 
 # %% ../nbs/20a_metrics.ipynb 41
 class Precision(Metric):
-    "TP / (TP + FP) of predictions above `thresholds` (0.5 by default)."
+    """TP / (TP + FP) of predictions above `thresholds` (0.5 by default).
+
+    Example:
+        ```python
+        assert rb.metrics.Precision()([1, 0, 1], np.array([.9, .7, .2])) == 0.5
+        ```
+    """
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         if top_k is not None or class_id is not None:
@@ -330,8 +449,16 @@ class Precision(Metric):
                                   'class_id': None}
 
 class Recall(Precision):
-    "TP / (TP + FN) of predictions above `thresholds` (0.5 by default)."
+    """TP / (TP + FN) of predictions above `thresholds` (0.5 by default).
+
+    Example:
+        ```python
+        assert rb.metrics.Recall(thresholds=[.1, .5])([1, 0, 1], np.array([.9, .7, .2])).tolist() == [1., .5]
+        ```
+    """
     def _other(self, thresholds): return FalseNegatives(thresholds)
+_NOT_SUPPORTED = ('None', "Keras' top-k / single-class variants; rnnbook supports only `None`.")
+for _c in (Precision, Recall): document(_c, **_ARGS, top_k=_NOT_SUPPORTED, class_id=_NOT_SUPPORTED)
 
 # %% ../nbs/20a_metrics.ipynb 43
 METRIC_CLASSES = {c.__name__: c for c in (Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy,
@@ -352,7 +479,10 @@ def _function(name):
 
 # %% ../nbs/20a_metrics.ipynb 46
 def serialize(metric):
-    "A metric object's Keras 3 config dict; a function's name; None for None."
+    """A metric object's Keras 3 config dict; a function's name; None for None.
+
+    Returns:
+        dict, str or None: what `deserialize` (and `get`) read back."""
     if metric is None: return None
     if isinstance(metric, Metric):
         return {'module': 'keras.metrics', 'class_name': type(metric).__name__, 'config': metric.get_config(),
@@ -360,7 +490,10 @@ def serialize(metric):
     return getattr(metric, '__name__', repr(metric))
 
 def deserialize(config):
-    "The metric for a name or a config dict."
+    """The metric for a name or a config dict.
+
+    Returns:
+        A metric object or function. Raises `ValueError` for an unknown name."""
     if isinstance(config, str): return get(config)
     if not isinstance(config, dict):
         raise ValueError(f"Could not deserialize metric: expected a name or a config dict, received {config!r}.")
@@ -371,7 +504,16 @@ def deserialize(config):
     return METRIC_CLASSES[name].from_config(cfg)
 
 def get(identifier):
-    "The metric for a name, a config dict, a metric object or callable (kept), or None."
+    """The metric for a name, a config dict, a metric object or callable (kept), or None.
+
+    Returns:
+        A new metric object for a name or config. Raises `ValueError` for an unknown name.
+
+    Example:
+        ```python
+        assert isinstance(rb.metrics.get('mse'), rb.metrics.MeanSquaredError)
+        ```
+    """
     if identifier is None or isinstance(identifier, Metric): return identifier
     if isinstance(identifier, dict): return deserialize(identifier)
     if isinstance(identifier, str):
@@ -383,6 +525,10 @@ def get(identifier):
     if callable(identifier): return identifier
     raise ValueError(f"Could not interpret metric identifier: expected None, a name, a config dict or a callable, "
                      f"received {identifier!r}.")
+document(serialize, metric=('Metric, callable or None', 'The metric to describe.'))
+document(deserialize, config=('str or dict', 'A metric name or a config dict (`class_name`, `config`).'))
+document(get, identifier=('str, dict, Metric, callable or None', 'A class name (or its snake case, or an alias '
+                          "such as `'mse'`), a config dict, a metric or a callable."))
 
 # %% ../nbs/20a_metrics.ipynb 49
 def _loss_kind(loss):
@@ -395,7 +541,17 @@ def _loss_kind(loss):
     return None
 
 def resolve_accuracy(loss=None, y_true_shape=None, y_pred_shape=None, name='accuracy'):
-    "The accuracy metric `compile(metrics=['accuracy'])` means for these shapes (Keras 3's rule), named `name`."
+    """The accuracy metric `compile(metrics=['accuracy'])` means for these shapes (Keras 3's rule), named `name`.
+
+    Returns:
+        BinaryAccuracy, SparseCategoricalAccuracy or CategoricalAccuracy.
+
+    Example:
+        ```python
+        acc = rb.metrics.resolve_accuracy(y_true_shape=(32, 20), y_pred_shape=(32, 20, 100))
+        assert isinstance(acc, rb.metrics.SparseCategoricalAccuracy)
+        ```
+    """
     if y_true_shape is not None and y_pred_shape is not None:
         y_true_shape, y_pred_shape = tuple(y_true_shape), tuple(y_pred_shape)
         t_last = y_true_shape[-1] if y_true_shape else None
@@ -408,10 +564,21 @@ def resolve_accuracy(loss=None, y_true_shape=None, y_pred_shape=None, name='accu
     if is_binary: return BinaryAccuracy(name=name)
     if is_sparse: return SparseCategoricalAccuracy(name=name)
     return CategoricalAccuracy(name=name)
+document(resolve_accuracy, **_ARGS)
 
 # %% ../nbs/20a_metrics.ipynb 52
 def get_metric(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
-    "One entry of `compile(metrics=...)` as a `Metric`, named as Keras names it."
+    """One entry of `compile(metrics=...)` as a `Metric`, named as Keras names it.
+
+    Returns:
+        Metric: `'accuracy'`/`'acc'` resolved, a function wrapped in `MeanMetricWrapper`, named by the string.
+
+    Example:
+        ```python
+        m = rb.metrics.get_metric('acc', (8, 5), (8, 5, 3))
+        assert isinstance(m, rb.metrics.SparseCategoricalAccuracy) and m.name == 'acc'
+        ```
+    """
     if identifier is None: raise ValueError("Expected metric, received `None`")
     if str(identifier).lower() in ('accuracy', 'acc'):
         metric = resolve_accuracy(loss, y_true_shape, y_pred_shape, name=str(identifier))
@@ -422,3 +589,4 @@ def get_metric(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
     if not isinstance(metric, Metric): metric = MeanMetricWrapper(metric)
     metric.name = name
     return metric
+document(get_metric, **_ARGS, identifier=('str, Metric, callable', 'An entry of `metrics=`.'))

@@ -16,7 +16,8 @@ from .layer import serialize_layer, deserialize_layer
 from . import optimizers, losses, metrics as metrics_module
 from .saving import (save_weights as save_npz_weights, load_weights as load_npz_weights, WEIGHTS_FORMAT,
                             WEIGHTS_VERSION, _weights_meta, atomic_write, _write_npz, read_npz, check_path,
-                            _open_regular)
+                            _open_regular, _FILE_ARGS)
+from .argdocs import document
 from .keras_files import (save_weights_h5, load_weights_h5, write_weights_h5, write_keras_archive,
                                  keras_metadata, read_keras_archive, read_legacy_h5, load_legacy_weights,
                                  check_config_safe, open_h5, HDF5_SIGNATURE, CONFIG_MEMBER)
@@ -33,6 +34,7 @@ def file_format(filepath):
     if isinstance(filepath, (str, os.PathLike)) and os.path.islink(filepath):   # a link: the name of what it points to
         return file_format(os.path.realpath(filepath))
     return None
+document(file_format, **_FILE_ARGS)
 
 # %% ../nbs/21f_model_files.ipynb 9
 def _zip_members(f) -> set:
@@ -55,6 +57,7 @@ def stored_format(filepath) -> str:
         if head[:2] == b'PK': return 'keras' if CONFIG_MEMBER in _zip_members(f) else 'npz'
     if head == HDF5_SIGNATURE: return 'h5' if _is_legacy_h5(path) else 'weights.h5'
     return 'npz'
+document(stored_format, **_FILE_ARGS)
 
 # %% ../nbs/21f_model_files.ipynb 12
 def _serialized(value, serialize):
@@ -72,6 +75,7 @@ def compile_config(model) -> dict:
             'loss': _serialized(args['loss'], losses.serialize), 'loss_weights': args['loss_weights'],
             'metrics': _serialized(args['metrics'], metrics_module.serialize), 'weighted_metrics': None,
             'run_eagerly': False, 'steps_per_execution': 1, 'jit_compile': False}
+document(compile_config, model=('Model', 'The model.'))
 
 # %% ../nbs/21f_model_files.ipynb 14
 def _deserialized(value, get):
@@ -87,6 +91,8 @@ def compile_from_config(model, config):
                   loss=_deserialized(config.get('loss'), losses.get), loss_weights=config.get('loss_weights'),
                   metrics=_deserialized(config.get('metrics'), metrics_module.get))
     if model.built: model.optimizer.build(model.trainable_weights)
+document(compile_from_config, model=('Model', 'The model.'),
+         config=('dict', "`compile_config`'s output, or the `compile_config` of a `.keras` file."))
 
 # %% ../nbs/21f_model_files.ipynb 17
 def _save_error(filepath, what='saving'):
@@ -113,7 +119,19 @@ def _json_default(v):
     raise TypeError(f"Cannot write a config holding {type(v).__name__} ({v!r}) as JSON.")
 
 def save_model(model, filepath, overwrite=True):
-    "Write `model` (config, compile config, weights, optimizer state) to `.keras` or `.npz`, as its name says."
+    """Write `model` (config, compile config, weights, optimizer state) to `.keras` or `.npz`, as its name says.
+
+    `model.save(filepath)` calls it. A `.keras` file is Keras 3's zip (`metadata.json`,
+    `config.json`, `model.weights.h5`): `keras.saving.load_model` reads it. A `.npz` file is
+    rnnbook's own (the config as JSON beside the weights). The file is written atomically;
+    `load_model` reads both back.
+
+    {args}
+
+    Raises:
+        ValueError: another extension (rnnbook reads Keras 2's `.h5` but does not write it).
+        FileExistsError: the file exists and `overwrite=False`.
+    """
     fmt = file_format(check_path(filepath))
     if fmt == 'npz': return _save_npz_model(model, filepath, overwrite)
     if fmt != 'keras': raise _save_error(filepath)
@@ -121,6 +139,8 @@ def save_model(model, filepath, overwrite=True):
     compiled = compile_config(model)
     if compiled: config['compile_config'] = compiled
     write_keras_archive(filepath, config, keras_metadata(), lambda h5: write_weights_h5(model, h5), overwrite)
+document(save_model, **_FILE_ARGS, model=('Model', 'A Sequential or functional model (or a '
+         'subclassed one whose class defines `get_config`).'))
 
 # %% ../nbs/21f_model_files.ipynb 20
 _KERAS2_OPTIMIZER_KEYS = ('jit_compile', 'is_legacy_optimizer')   # in tf-keras' optimizer configs, not Keras 3's
@@ -154,7 +174,30 @@ def _load_npz_model(filepath, custom_objects):
 
 # %% ../nbs/21f_model_files.ipynb 22
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    "The model in `filepath` (`.keras`, Keras 2's `.h5`, or `.npz`), compiled as it was saved when `compile`."
+    """The model in `filepath` (`.keras`, Keras 2's `.h5`, or `.npz`), compiled as it was saved when `compile`.
+
+    What the file holds decides how it is read, not its name. Everything is checked before a
+    weight is assigned; nothing in a file runs code (no pickle, and a `Lambda` layer's function
+    only with `safe_mode=False`).
+
+    {args}
+
+    Returns:
+        The model, with its weights (and the optimizer's state when compiled).
+
+    Example:
+        ```python
+        import os, tempfile
+        model = rb.Sequential([rb.Input((4, 3)), rb.layers.GRU(2)])
+        model.compile(optimizer='adam', loss='mse')
+        x = np.ones((2, 4, 3), 'float32')
+        model.train_on_batch(x, np.zeros((2, 2), 'float32'))
+        path = os.path.join(tempfile.mkdtemp(), 'model.keras')
+        model.save(path)
+        copy = rb.models.load_model(path)
+        assert np.allclose(copy.predict(x, verbose=0), model.predict(x, verbose=0))
+        ```
+    """
     fmt = stored_format(filepath)
     if fmt == 'npz': return _load_npz_model(filepath, custom_objects)
     if fmt == 'weights.h5':
@@ -174,6 +217,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         load_legacy_weights(model, filepath)
         if compile and training: compile_from_config(model, _legacy_compile_config(training))
     return model
+document(load_model, **_FILE_ARGS, compile=('bool', 'Compile the model as it was saved (optimizer, '
+         'loss, metrics and the optimizer state).'))
 
 # %% ../nbs/21f_model_files.ipynb 25
 def save_weights(model, filepath, overwrite=True):
@@ -183,6 +228,7 @@ def save_weights(model, filepath, overwrite=True):
     if fmt == 'npz': return save_npz_weights(model, filepath, overwrite)
     raise ValueError(f"The filename must end in `.weights.h5` (Keras 3's weights) or `.npz` (rnnbook's own). "
                      f"Received: filepath={filepath}")
+document(save_weights, **_FILE_ARGS, model=('Model', 'The model.'))
 
 def load_weights(model, filepath, skip_mismatch=False):
     "Load weights from `.keras`, `.weights.h5`, Keras 2's `.h5` or `.npz` (what the file holds) into `model`."
@@ -191,3 +237,4 @@ def load_weights(model, filepath, skip_mismatch=False):
     if fmt == 'weights.h5': return load_weights_h5(model, filepath, skip_mismatch)
     if fmt == 'h5': return load_legacy_weights(model, filepath, skip_mismatch)
     return load_npz_weights(model, filepath, skip_mismatch)
+document(load_weights, **_FILE_ARGS, model=('Model', 'A built model.'))

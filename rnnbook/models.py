@@ -19,6 +19,8 @@ from .backend import (flatten, pack_sequence_as, map_structure, is_nested, unwra
 from .layer import Layer, Variable, with_mask, serialize_layer, deserialize_layer, unique_name, _LAYER_LOCK
 from .core import Embedding
 from .training import Trainer
+from .saving import _FILE_ARGS
+from .argdocs import document
 from .model_files import save_model, load_model, save_weights, load_weights, _json_default
 from .functional import (EXAMPLE_SIZES, is_symbolic, SymbolicTensor, Node, InputLayer, Input, save_state,
                                 restore_state, symbolic_call, _all_layers, _node_levels, _attach_masks, _unique_names,
@@ -30,8 +32,27 @@ from .functional import (_has_symbolic, _leaves, _example, _variables_in, _pick,
                                 _symbolic_outputs, _is_ref, _map_refs)   # (private; importable from here as before)
 
 # %% ../nbs/22_models.ipynb 9
+_MODEL_ARGS = {'args': ("tuple", "`(inputs, outputs)`: the `Input` placeholder(s) and the outputs computed from "
+                         "them (one, a list or a dict); nothing for a subclass, which defines `call`."),
+               'kwargs': ("dict", "`inputs`, `outputs` by name, and `name`, `trainable`, `dtype`.")}
+_CALL_ARGS = {'inputs': ("array, list or dict", "The inputs (a list, or a dict by input name, for several)."),
+              'training': ("bool or None", "Training mode (dropout on); `None`: inference."),
+              'mask': ("array or None", "Boolean `(batch, timesteps)` mask(s) of the inputs.")}
+
 class Model(Trainer, Layer):
-    "A trainable stack of layers: `Model(inputs, outputs)` (functional) or a subclass with its own `call`."
+    """A trainable stack of layers: `Model(inputs, outputs)` (functional) or a subclass with its own `call`.
+
+    Keras 3's `keras.Model`; `compile`, `fit`, `evaluate` and `predict` come from `Trainer`.
+
+    {args}
+
+    Example:
+        ```python
+        x = rb.Input((None, 3))
+        model = rb.Model(x, rb.layers.Dense(2)(rb.layers.LSTM(4)(x)))
+        assert model.predict(np.ones((2, 5, 3), 'float32'), verbose=0).shape == (2, 2)
+        ```
+    """
     def __new__(cls, *args, **kwargs):
         functional = len(args) >= 2 or 'inputs' in kwargs or 'outputs' in kwargs
         return object.__new__(Functional if cls is Model and functional else cls)
@@ -68,10 +89,15 @@ class Model(Trainer, Layer):
         load_weights(self, filepath, skip_mismatch)
 
     def __repr__(self): return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+document(Model, **_MODEL_ARGS)
+document(Model.build, input_shape=('tuple or list', 'Input shape(s) with the batch axis, or None.'))
+document(Model.save_weights, **_FILE_ARGS)
+document(Model.load_weights, **_FILE_ARGS)
 
 class Functional(Model):
     "What `Model(inputs, outputs)` returns: a model defined by its graph of layer calls."
     _keras_module, _keras_registered_name = 'keras.src.models.functional', 'Functional'   # as Keras 3 writes it
+document(Functional, **_MODEL_ARGS)
 
 # %% ../nbs/22_models.ipynb 12
 @patch
@@ -106,11 +132,13 @@ def call(self: Model, inputs, training=None, mask=None):
                                   "`call(self, inputs, training=False)`, or build it with `rb.Model(inputs, outputs)`.")
     if mask is not None: inputs = _attach_masks(inputs, mask)
     return self._run_graph(inputs, training)
+document(Model.call, **_CALL_ARGS)
 
 @patch
 def compute_mask(self: Model, inputs, previous_mask):
     "None: a model's outputs keep the masks its layers attached."
     return None
+document(Model.compute_mask, **_CALL_ARGS, previous_mask=('any', 'Unused.'))
 
 # %% ../nbs/22_models.ipynb 21
 @patch
@@ -134,6 +162,7 @@ def build_from(self: Model, inputs):
         self.built = True       # (placeholders are NumPy: a Sequential first called on CuPy data builds there)
         return
     Layer.build_from(self, inputs)
+document(Model.build_from, **_CALL_ARGS)
 
 # %% ../nbs/22_models.ipynb 24
 @patch(as_prop=True)
@@ -155,6 +184,8 @@ def get_layer(self: Model, name=None, index=None):
     for l in self.layers:
         if l.name == name: return l
     raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+document(Model.get_layer, name=('str or None', "The layer's name."),
+         index=('int or None', 'Its position in `layers`.'))
 
 @patch
 def _frozen(self: Model) -> set:
@@ -175,7 +206,19 @@ def non_trainable_weights(self: Model):
 
 # %% ../nbs/22_models.ipynb 32
 class Sequential(Model):
-    "A linear stack of layers: `Sequential([LSTM(64), Dense(10)])`, or `.add()` them one by one."
+    """A linear stack of layers: `Sequential([LSTM(64), Dense(10)])`, or `.add()` them one by one.
+
+    Keras' `keras.Sequential`: each layer is called on the output of the one before.
+
+    {args}
+
+    Example:
+        ```python
+        model = rb.Sequential([rb.Input((None, 3)), rb.layers.LSTM(4)])
+        model.add(rb.layers.Dense(1))
+        assert model(np.ones((2, 5, 3), 'float32')).shape == (2, 1)
+        ```
+    """
     _keras_module = 'keras'   # as Keras 3 writes it
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(trainable=trainable, name=name)
@@ -191,6 +234,10 @@ class Sequential(Model):
             return self._build_graph(*spec)
         shape = tuple(input_shape)
         self._build_graph((None,) + shape[1:], floatx())
+document(Sequential, layers=('list or None', 'The layers (an `Input` may come first).'),
+         trainable=('bool', 'Train the weights.'),
+         name=('str or None', "The model's name; `None`: a unique one."))
+document(Sequential.build, input_shape=('tuple or None', 'Input shape with the batch axis.'))
 
 @patch
 def _declared_spec(self: Sequential):
@@ -245,6 +292,8 @@ def add(self: Sequential, layer, rebuild=True):
                              'unique name.')
         self._stack.append(layer)
     if rebuild: self._maybe_build()
+document(Sequential.add, layer=('Layer', 'The layer (or an `Input`).'),
+         rebuild=('bool', 'Build the model again (when its input shape is known).'))
 
 @patch
 def pop(self: Sequential, rebuild=True):
@@ -253,6 +302,7 @@ def pop(self: Sequential, rebuild=True):
     layer = self._stack.pop()
     if rebuild: self._maybe_build()
     return layer
+document(Sequential.pop, rebuild=('bool', 'Build the model again (when its input shape is known).'))
 
 @patch(as_prop=True)
 def layers(self: Sequential): return list(self._stack)
@@ -260,10 +310,12 @@ def layers(self: Sequential): return list(self._stack)
 # %% ../nbs/22_models.ipynb 38
 @patch
 def call(self: Sequential, inputs, training=None, mask=None):
+    "Call the layers one after the other."
     if mask is not None: inputs = _attach_masks(inputs, mask)
     x = inputs
     for layer in self._stack: x = layer(x) if training is None else layer(x, training=training)
     return x
+document(Sequential.call, **_CALL_ARGS)
 
 @patch
 def get_config(self: Sequential):
@@ -371,6 +423,14 @@ def _layer_slice(layers, layer_range):
     return layers[first[0]:last[-1] + 1]
 
 # %% ../nbs/22_models.ipynb 52
+_SUMMARY_ARGS = {
+    'model': ("Model", "The model."), 'expand_nested': ("bool", "Also list the layers of nested models."),
+    'line_length': ("int or None", "Width of the table; `None`: 88, or 108 with a `Connected to` column."),
+    'positions': ("list or None", "Right edge of each column: fractions of `line_length`, or characters."),
+    'print_fn': ("callable or None", "Called with the whole table as one string; `None`: `print`."),
+    'show_trainable': ("bool", "Add a column telling whether each layer is trainable."),
+    'layer_range': ("list or None", "`[first, last]` name patterns: show only the layers between them.")}
+
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None):
     "Keras 3's model summary as plain text."
@@ -419,6 +479,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
               f" Non-trainable params: {frozen:,} ({_readable_size(f_bytes)})"]
     text = '\n'.join(table)
     (print_fn or print)(text)
+document(print_summary, **_SUMMARY_ARGS)
 
 # %% ../nbs/22_models.ipynb 55
 @patch
@@ -435,6 +496,7 @@ def summary(self: Model, line_length=None, positions=None, print_fn=None, expand
             layer_range=None):
     "Print a table of the layers (name, type, output shape, parameters) and the parameter totals."
     print_summary(self, line_length, positions, print_fn, expand_nested, show_trainable, layer_range)
+document(Model.summary, **_SUMMARY_ARGS)
 
 # %% ../nbs/22_models.ipynb 59
 @patch
@@ -456,6 +518,7 @@ def set_states(self: Model, states):
                              f"{i} should have shape {tuple(v.shape)}, received shape {tuple(np.shape(s))}.")
     with _LAYER_LOCK, deferred_interrupts():
         for v, s in zip(variables, states): v.assign(s)
+document(Model.set_states, states=('list', 'One array per state, as `get_states()`.'))
 
 
 # %% ../nbs/22_models.ipynb 72
@@ -491,25 +554,30 @@ def functional_config(model) -> dict:
     return {'name': model.name, 'trainable': model.trainable, 'layers': layers,
             'input_layers': map_structure(ref, inputs) if is_nested(inputs) else ref(inputs),
             'output_layers': map_structure(ref, outputs) if is_nested(outputs) else ref(outputs)}
+document(functional_config, model=('Model', 'A functional model.'))
 
 # %% ../nbs/22_models.ipynb 77
 def model_from_config(config, custom_objects=None):
     "A model (or layer) from `serialize_layer(model)` output: `{'class_name': ..., 'config': ...}`."
     return deserialize_layer(config, custom_objects)
+document(model_from_config, **_FILE_ARGS, config=('dict', '`{\'class_name\': ..., \'config\': ...}`.'))
 
 def model_to_json(model) -> str:
     "The config of `model` as JSON (what `model.to_json()` returns)."
     return json.dumps(serialize_layer(model), default=_json_default)
+document(model_to_json, model=('Model', 'The model.'))
 
 def model_from_json(json_string, custom_objects=None):
     "A model from `model.to_json()` output (fresh weights)."
     return model_from_config(json.loads(json_string), custom_objects)
+document(model_from_json, **_FILE_ARGS, json_string=('str', '`model.to_json()`.'))
 
 # %% ../nbs/22_models.ipynb 80
 @patch
 def save(self: Model, filepath, overwrite=True):
     "Write the model to `.keras` (Keras 3 loads it) or `.npz`, as the name says; `load_model` reads it back."
     save_model(self, filepath, overwrite)
+document(Model.save, **_FILE_ARGS)
 
 @patch
 def get_config(self: Model):

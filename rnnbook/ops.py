@@ -69,55 +69,110 @@ def cast(x, dtype):
     x = unwrap(x)
     return x.astype(standardize_dtype(dtype), copy=False)
 
-def shape(x) -> tuple: return tuple(unwrap(x).shape)
+def shape(x) -> tuple:
+    "The shape of `x` (an array or Variable) as a tuple."
+    return tuple(unwrap(x).shape)
 
 @primitive
-def zeros(shape, dtype=None): return np.zeros(shape, standardize_dtype(dtype))
+def zeros(shape, dtype=None):
+    "An array of zeros of `shape` and `dtype` (`None`: `floatx()`)."
+    return np.zeros(shape, standardize_dtype(dtype))
 
 @primitive
-def ones(shape, dtype=None): return np.ones(shape, standardize_dtype(dtype))
+def ones(shape, dtype=None):
+    "An array of ones of `shape` and `dtype` (`None`: `floatx()`)."
+    return np.ones(shape, standardize_dtype(dtype))
 
 @primitive
-def zeros_like(x, dtype=None): x = unwrap(x); return _xp(x).zeros_like(x, dtype=dtype)
+def zeros_like(x, dtype=None):
+    "Zeros with the shape (and, unless `dtype` is given, the dtype) of `x`, on its device."
+    x = unwrap(x)
+    return _xp(x).zeros_like(x, dtype=dtype)
 
 @primitive
-def ones_like(x, dtype=None): x = unwrap(x); return _xp(x).ones_like(x, dtype=dtype)
+def ones_like(x, dtype=None):
+    "Ones with the shape (and, unless `dtype` is given, the dtype) of `x`, on its device."
+    x = unwrap(x)
+    return _xp(x).ones_like(x, dtype=dtype)
 
 @primitive
-def copy(x): x = unwrap(x); return x.copy()
+def copy(x):
+    "A copy of `x` (an array of its own)."
+    x = unwrap(x)
+    return x.copy()
 
 # %% ../nbs/01_ops.ipynb 11
 @primitive
-def add(a, b): return unwrap(a) + unwrap(b)
+def add(a, b):
+    "`a + b`, with NumPy's broadcasting."
+    return unwrap(a) + unwrap(b)
 @primitive
-def subtract(a, b): return unwrap(a) - unwrap(b)
+def subtract(a, b):
+    "`a - b`, with NumPy's broadcasting."
+    return unwrap(a) - unwrap(b)
 @primitive
-def multiply(a, b): return unwrap(a) * unwrap(b)
+def multiply(a, b):
+    "`a * b`, elementwise, with NumPy's broadcasting."
+    return unwrap(a) * unwrap(b)
 @primitive
-def divide(a, b): return unwrap(a) / unwrap(b)
+def divide(a, b):
+    "`a / b`, elementwise, with NumPy's broadcasting."
+    return unwrap(a) / unwrap(b)
 @primitive
-def negative(x): return -unwrap(x)
+def negative(x):
+    "`-x`."
+    return -unwrap(x)
 @primitive
-def power(a, b): return unwrap(a) ** unwrap(b)
+def power(a, b):
+    "`a ** b`, elementwise."
+    return unwrap(a) ** unwrap(b)
 @primitive
-def square(x): x = unwrap(x); return x * x
+def square(x):
+    "`x * x`."
+    x = unwrap(x)
+    return x * x
 @primitive
-def sqrt(x): x = unwrap(x); return _xp(x).sqrt(x)
+def sqrt(x):
+    "The elementwise square root."
+    x = unwrap(x)
+    return _xp(x).sqrt(x)
 @primitive
-def exp(x): x = unwrap(x); return _xp(x).exp(x)
+def exp(x):
+    "The elementwise exponential."
+    x = unwrap(x)
+    return _xp(x).exp(x)
 @primitive
-def log(x): x = unwrap(x); return _xp(x).log(x)
+def log(x):
+    "The elementwise natural logarithm."
+    x = unwrap(x)
+    return _xp(x).log(x)
 @primitive
-def abs(x): x = unwrap(x); return _xp(x).abs(x)
+def abs(x):
+    "The elementwise absolute value."
+    x = unwrap(x)
+    return _xp(x).abs(x)
 @primitive
-def maximum(a, b): a, b = unwrap(a), unwrap(b); return _xp(a, b).maximum(a, b)
+def maximum(a, b):
+    "The elementwise larger of `a` and `b`."
+    a, b = unwrap(a), unwrap(b)
+    return _xp(a, b).maximum(a, b)
 @primitive
-def minimum(a, b): a, b = unwrap(a), unwrap(b); return _xp(a, b).minimum(a, b)
+def minimum(a, b):
+    "The elementwise smaller of `a` and `b`."
+    a, b = unwrap(a), unwrap(b)
+    return _xp(a, b).minimum(a, b)
 @primitive
-def clip(x, lo, hi): x = unwrap(x); return _xp(x).clip(x, lo, hi)
+def clip(x, lo, hi):
+    "`x` limited to `[lo, hi]`."
+    x = unwrap(x)
+    return _xp(x).clip(x, lo, hi)
 @primitive
-def where(cond, a, b): cond, a, b = unwrap(cond), unwrap(a), unwrap(b); return _xp(cond, a, b).where(cond, a, b)
+def where(cond, a, b):
+    "`a` where `cond` is true, else `b`."
+    cond, a, b = unwrap(cond), unwrap(a), unwrap(b)
+    return _xp(cond, a, b).where(cond, a, b)
 
+# %% ../nbs/01_ops.ipynb 14
 @primitive
 def matmul(a, b):
     "Matrix product with NumPy's broadcasting rules."
@@ -132,9 +187,12 @@ def einsum(subscripts, *operands):
     operands = [unwrap(o) for o in operands]
     return _xp(*operands).einsum(subscripts, *operands)
 
-# %% ../nbs/01_ops.ipynb 14
+# %% ../nbs/01_ops.ipynb 17
 @primitive
-def tanh(x): x = unwrap(x); return _xp(x).tanh(x)
+def tanh(x):
+    "The elementwise hyperbolic tangent."
+    x = unwrap(x)
+    return _xp(x).tanh(x)
 
 @primitive
 def sigmoid(x):
@@ -144,23 +202,45 @@ def sigmoid(x):
     return _xp(x).tanh(x * h) * h + h
 
 @primitive
-def relu(x): x = unwrap(x); return _xp(x).maximum(x, 0).astype(x.dtype, copy=False)
+def relu(x):
+    "`max(x, 0)`, in `x`'s dtype."
+    x = unwrap(x)
+    return _xp(x).maximum(x, 0).astype(x.dtype, copy=False)
 
-# %% ../nbs/01_ops.ipynb 17
+# %% ../nbs/01_ops.ipynb 20
 @primitive
-def reshape(x, newshape): return unwrap(x).reshape(newshape)
+def reshape(x, newshape):
+    "`x` with shape `newshape` (one entry may be -1)."
+    return unwrap(x).reshape(newshape)
 @primitive
-def transpose(x, axes=None): x = unwrap(x); return _xp(x).transpose(x, axes)
+def transpose(x, axes=None):
+    "`x` with its axes permuted by `axes` (`None`: reversed)."
+    x = unwrap(x)
+    return _xp(x).transpose(x, axes)
 @primitive
-def expand_dims(x, axis): x = unwrap(x); return _xp(x).expand_dims(x, axis)
+def expand_dims(x, axis):
+    "`x` with a new axis of length 1 at `axis`."
+    x = unwrap(x)
+    return _xp(x).expand_dims(x, axis)
 @primitive
-def squeeze(x, axis=None): x = unwrap(x); return _xp(x).squeeze(x, axis)
+def squeeze(x, axis=None):
+    "`x` without its length-1 axes (or only `axis`)."
+    x = unwrap(x)
+    return _xp(x).squeeze(x, axis)
 @primitive
-def flip(x, axis=None): x = unwrap(x); return _xp(x).flip(x, axis)
+def flip(x, axis=None):
+    "`x` reversed along `axis` (`None`: every axis)."
+    x = unwrap(x)
+    return _xp(x).flip(x, axis)
 @primitive
-def broadcast_to(x, shape): x = unwrap(x); return _xp(x).broadcast_to(x, shape)
+def broadcast_to(x, shape):
+    "`x` broadcast to `shape` (a read-only view)."
+    x = unwrap(x)
+    return _xp(x).broadcast_to(x, shape)
 @primitive
-def getitem(x, key): return unwrap(x)[key]
+def getitem(x, key):
+    "`x[key]`: indexing and slicing."
+    return unwrap(x)[key]
 @primitive
 def take(x, indices, axis=0):
     "Rows (slices along `axis`) of `x` picked by integer `indices`: an embedding lookup is `take(E, ids)`."
@@ -175,6 +255,7 @@ def concatenate(xs, axis=0):
 
 @primitive
 def stack(xs, axis=0):
+    "Join arrays along a new axis `axis`."
     xs = [unwrap(x) for x in xs]
     return _xp(*xs).stack(xs, axis=axis)
 
@@ -185,10 +266,22 @@ def split(x, indices_or_sections, axis=0):
     return _xp(x).split(x, indices_or_sections, axis=axis)
 
 @primitive
-def sum(x, axis=None, keepdims=False): x = unwrap(x); return _xp(x).sum(x, axis=axis, keepdims=keepdims)
+def sum(x, axis=None, keepdims=False):
+    "The sum over `axis` (`None`: all)."
+    x = unwrap(x)
+    return _xp(x).sum(x, axis=axis, keepdims=keepdims)
 @primitive
-def mean(x, axis=None, keepdims=False): x = unwrap(x); return _xp(x).mean(x, axis=axis, keepdims=keepdims)
+def mean(x, axis=None, keepdims=False):
+    "The mean over `axis` (`None`: all)."
+    x = unwrap(x)
+    return _xp(x).mean(x, axis=axis, keepdims=keepdims)
 @primitive
-def max(x, axis=None, keepdims=False): x = unwrap(x); return _xp(x).max(x, axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=False):
+    "The maximum over `axis` (`None`: all)."
+    x = unwrap(x)
+    return _xp(x).max(x, axis=axis, keepdims=keepdims)
 @primitive
-def min(x, axis=None, keepdims=False): x = unwrap(x); return _xp(x).min(x, axis=axis, keepdims=keepdims)
+def min(x, axis=None, keepdims=False):
+    "The minimum over `axis` (`None`: all)."
+    x = unwrap(x)
+    return _xp(x).min(x, axis=axis, keepdims=keepdims)

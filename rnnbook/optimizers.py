@@ -14,17 +14,30 @@ import numpy as np
 from fastcore.basics import patch
 from .backend import array_module, unwrap, to_numpy, is_cupy_array, floatx, deferred_interrupts
 from .layer import Variable, snake_case, unique_name
+from .argdocs import document
 
 # %% ../nbs/21_optimizers.ipynb 6
 def clip_by_norm(g, clipnorm):
-    "`g` rescaled so that its L2 norm is at most `clipnorm`."
+    """`g` rescaled so that its L2 norm is at most `clipnorm`.
+
+    Returns:
+        Array: `g * clipnorm / max(norm(g), clipnorm)`.
+
+    Example:
+        ```python
+        assert np.allclose(rb.optimizers.clip_by_norm(np.array([3., 4.]), 1.), [0.6, 0.8])
+        ```
+    """
     xp = array_module(g)
     l2 = xp.sqrt((g * g).sum())
     c = g.dtype.type(clipnorm)
     return g * c / xp.maximum(l2, c)
 
 def global_norm(grads):
-    "The L2 norm of all the arrays `grads` together (None entries ignored); None if there are none."
+    """The L2 norm of all the arrays `grads` together (None entries ignored); None if there are none.
+
+    Returns:
+        Scalar array, or None."""
     gs = [g for g in grads if g is not None]
     if not gs: return None
     xp = array_module(*gs)
@@ -32,13 +45,26 @@ def global_norm(grads):
     return xp.sqrt(xp.stack([xp.asarray(s).astype(gs[0].dtype) for s in sq]).sum())
 
 def clip_by_global_norm(grads, clipnorm):
-    "`grads` scaled together so that their global norm is at most `clipnorm`."
+    """`grads` scaled together so that their global norm is at most `clipnorm`.
+
+    Returns:
+        list: the scaled arrays (None entries kept); all NaN if the global norm is not finite.
+
+    Example:
+        ```python
+        gs = rb.optimizers.clip_by_global_norm([np.array([3., 4.]), np.array([12.])], 6.5)
+        assert np.allclose(gs[1], [6.])   # global norm 13, halved
+        ```
+    """
     n = global_norm(grads)
     if n is None: return list(grads)
     f = n.dtype.type
     with np.errstate(invalid='ignore', divide='ignore'):                # NaN if the norm is not finite, as Keras
         scale = f(clipnorm) * array_module(n).minimum(f(1) / n, f(1.0 / clipnorm)) + (n - n)
     return [None if g is None else g * scale.astype(g.dtype) for g in grads]
+_CLIP = {'g': ('array', 'A gradient.'), 'grads': ('list of array or None', 'Gradients (`None`: no gradient).'),
+         'clipnorm': ('float', 'The largest norm allowed.')}
+for _f in (clip_by_norm, global_norm, clip_by_global_norm): document(_f, **_CLIP)
 
 # %% ../nbs/21_optimizers.ipynb 9
 _KERAS_ONLY = {'use_ema': False, 'ema_momentum': 0.99, 'ema_overwrite_frequency': None, 'gradient_accumulation_steps': None}
@@ -63,9 +89,46 @@ def _takes_step(fn):
     except (TypeError, ValueError): return True
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
+_NOT_DONE = "Keras' {}; rnnbook does not implement it: only the default is accepted."
+_ARGS = {   # the optimizers' arguments, for `document`
+    'learning_rate': ('float or callable', 'Step size: a float, or a schedule `f(iteration) -> float` (or `f()`) '
+                      'called before each step.'),
+    'weight_decay': ('float or None', 'Decoupled weight decay `wd`: each step first scales the weights by '
+                     '`1 - wd * learning_rate`.'),
+    'clipnorm': ('float or None', 'Clip each gradient to this L2 norm.'),
+    'clipvalue': ('float or None', 'Clip each gradient element to `[-clipvalue, clipvalue]`.'),
+    'global_clipnorm': ('float or None', 'Clip all gradients together to this global L2 norm.'),
+    'use_ema': ('bool', _NOT_DONE.format('moving average of the weights')),
+    'ema_momentum': ('float', _NOT_DONE.format('moving-average momentum')),
+    'ema_overwrite_frequency': ('int or None', _NOT_DONE.format('moving-average overwrite frequency')),
+    'gradient_accumulation_steps': ('int or None', _NOT_DONE.format('gradient accumulation')),
+    'loss_scale_factor': ('float or None', 'Divide the gradients by it first (a loss scaled up for float16).'),
+    'name': ('str or None', "Prefix of the variables' paths; `None`: a unique snake-case class name."),
+    'momentum': ('float', 'Momentum factor in `[0, 1]`; 0 turns momentum off.'),
+    'epsilon': ('float', 'Small constant added to the denominator for numerical stability.'),
+    'kwargs': ('dict', 'The base `Optimizer` arguments: `weight_decay`, `clipnorm`, `clipvalue`, '
+               '`global_clipnorm`, `loss_scale_factor`, `name`.'),
+}
+
 # %% ../nbs/21_optimizers.ipynb 12
 class Optimizer:
-    "Base class: `apply_gradients([(grad, variable), ...])` updates the variables in place."
+    """Base class: `apply_gradients([(grad, variable), ...])` updates the variables in place.
+
+    As Keras' `keras.optimizers.Optimizer`: a subclass defines `update_step` (and its slots in `_slot_groups`);
+    the base clips, decays, applies constraints and counts the steps.
+
+    {args}
+
+    Example:
+        ```python
+        class Plain(rb.optimizers.Optimizer):
+            def update_step(self, gradient, variable, learning_rate):
+                variable.assign(variable.numpy() - learning_rate * gradient)
+        w = rb.Variable(np.ones(2, 'float32'), name='w')
+        Plain(0.1).apply_gradients([(np.ones(2, 'float32'), w)])
+        assert np.allclose(w.numpy(), 0.9)
+        ```
+    """
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name=None, **kwargs):
@@ -102,6 +165,8 @@ class Optimizer:
     @classmethod
     def from_config(cls, config): return cls(**config)
     def __repr__(self): return f"<{type(self).__name__} name={self.name}>"
+_BASE_KWARGS = ('dict', "Only Keras' deprecated `decay` (ignored, with a warning); anything else raises.")
+document(Optimizer, **{**_ARGS, 'kwargs': _BASE_KWARGS})
 
 # %% ../nbs/21_optimizers.ipynb 15
 @patch(as_prop=True)
@@ -330,7 +395,15 @@ def get_config(self: Optimizer) -> dict:
 def _scalar(v, x): return unwrap(v).dtype.type(x)
 
 class SGD(Optimizer):
-    "Gradient descent, optionally with (Nesterov) momentum."
+    """Gradient descent, optionally with (Nesterov) momentum (Keras' `SGD`).
+
+    Example:
+        ```python
+        w = rb.Variable(np.array([1.], 'float32'), name='w')
+        rb.optimizers.SGD(0.1).apply_gradients([(np.array([2.], 'float32'), w)])
+        assert np.allclose(w.numpy(), [0.8])
+        ```
+    """
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
@@ -349,10 +422,19 @@ class SGD(Optimizer):
         else: variable.assign(theta + m)
 
     def get_config(self): return {**super().get_config(), 'momentum': self.momentum, 'nesterov': self.nesterov}
+document(SGD, **_ARGS, nesterov=('bool', 'Use Nesterov momentum: the step looks ahead along the velocity.'))
 
 # %% ../nbs/21_optimizers.ipynb 42
 class Adam(Optimizer):
-    "Adaptive moment estimation (Kingma & Ba), optionally AMSGrad."
+    """Adaptive moment estimation (Kingma & Ba), optionally AMSGrad (Keras' `Adam`).
+
+    Example:
+        ```python
+        w = rb.Variable(np.array([1.], 'float32'), name='w')
+        rb.optimizers.Adam(0.1).apply_gradients([(np.array([3.], 'float32'), w)])
+        assert np.allclose(w.numpy(), [0.9])   # a first step of about learning_rate, whatever the gradient
+        ```
+    """
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2 = _check_fraction('beta_1', beta_1), _check_fraction('beta_2', beta_2)
@@ -378,10 +460,21 @@ class Adam(Optimizer):
     def get_config(self):
         return {**super().get_config(), 'beta_1': self.beta_1, 'beta_2': self.beta_2, 'epsilon': self.epsilon,
                 'amsgrad': self.amsgrad}
+document(Adam, **_ARGS, beta_1=('float', 'Decay rate of the first-moment (mean) estimate, in `[0, 1)`.'),
+         beta_2=('float', 'Decay rate of the second-moment (uncentered variance) estimate, in `[0, 1)`.'),
+         amsgrad=('bool', 'Use the AMSGrad variant: the running maximum of the second moment.'))
 
 # %% ../nbs/21_optimizers.ipynb 47
 class RMSprop(Optimizer):
-    "Root-mean-square propagation (Hinton), optionally centered and with momentum."
+    """Root-mean-square propagation (Hinton), optionally centered and with momentum (Keras' `RMSprop`).
+
+    Example:
+        ```python
+        w = rb.Variable(np.array([1.], 'float32'), name='w')
+        rb.optimizers.RMSprop(0.01).apply_gradients([(np.array([2.], 'float32'), w)])
+        assert np.allclose(w.numpy(), [1 - 0.01 * 2 / np.sqrt(0.1 * 4 + 1e-7)])
+        ```
+    """
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho, self.momentum = _check_fraction('rho', rho, closed=True), _check_fraction('momentum', momentum, closed=True)
@@ -411,10 +504,20 @@ class RMSprop(Optimizer):
     def get_config(self):
         return {**super().get_config(), 'rho': self.rho, 'momentum': self.momentum, 'epsilon': self.epsilon,
                 'centered': self.centered}
+document(RMSprop, **_ARGS, rho=('float', 'Decay rate of the running mean of squared gradients, in `[0, 1]`.'),
+         centered=('bool', 'Divide by an estimate of the variance (subtract the squared running mean).'))
 
 # %% ../nbs/21_optimizers.ipynb 50
 class Adagrad(Optimizer):
-    "Adaptive gradient: per-coordinate steps shrinking with the accumulated squared gradients."
+    """Adaptive gradient: per-coordinate steps shrinking with the accumulated squared gradients (Keras' `Adagrad`).
+
+    Example:
+        ```python
+        w = rb.Variable(np.array([1.], 'float32'), name='w')
+        rb.optimizers.Adagrad(0.1).apply_gradients([(np.array([0.3], 'float32'), w)])
+        assert np.allclose(w.numpy(), [1 - 0.1 * 0.3 / np.sqrt(0.1 + 0.09 + 1e-7)])
+        ```
+    """
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.initial_accumulator_value = _check_nonneg('initial_accumulator_value', initial_accumulator_value, False)
@@ -431,25 +534,42 @@ class Adagrad(Optimizer):
     def get_config(self):
         return {**super().get_config(), 'initial_accumulator_value': self.initial_accumulator_value,
                 'epsilon': self.epsilon}
+document(Adagrad, **_ARGS, initial_accumulator_value=('float', 'Starting value of the sums of squared '
+                                                                  'gradients (non-negative).'))
 
 # %% ../nbs/21_optimizers.ipynb 56
 OPTIMIZERS = {'sgd': SGD, 'adam': Adam, 'rmsprop': RMSprop, 'adagrad': Adagrad}
 
 def serialize(optimizer):
-    "An optimizer's Keras 3 config dict."
+    """An optimizer's Keras 3 config dict.
+
+    Returns:
+        dict or None: `{'module', 'class_name', 'config', 'registered_name'}`."""
     if optimizer is None: return None
     return {'module': 'keras.optimizers', 'class_name': type(optimizer).__name__, 'config': optimizer.get_config(),
             'registered_name': None}
 
 def deserialize(config):
-    "An optimizer from a config dict (class names case-insensitive, as in Keras)."
+    """An optimizer from a config dict (class names case-insensitive, as in Keras).
+
+    Returns:
+        Optimizer. Raises `ValueError` for an unknown class name."""
     name = config.get('class_name') if isinstance(config, dict) else None
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer: expected one of {sorted(OPTIMIZERS)}, received {name if name else config!r}.")
     return OPTIMIZERS[name.lower()].from_config(dict(config.get('config') or {}))
 
 def get(identifier):
-    "An optimizer from a name (`'adam'`, ...), a config dict or an instance (kept); None for None."
+    """An optimizer from a name (`'adam'`, ...), a config dict or an instance (kept); None for None.
+
+    Returns:
+        Optimizer or None: a new one (Keras' defaults) for a name.
+
+    Example:
+        ```python
+        assert isinstance(rb.optimizers.get('Adam'), rb.optimizers.Adam)
+        ```
+    """
     if identifier is None or isinstance(identifier, Optimizer): return identifier
     if isinstance(identifier, str):
         if identifier.lower() not in OPTIMIZERS:
@@ -458,3 +578,6 @@ def get(identifier):
     if isinstance(identifier, dict): return deserialize(identifier)
     if inspect.isclass(identifier) and issubclass(identifier, Optimizer): return identifier()
     raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+document(serialize, optimizer=('Optimizer or None', 'The optimizer to describe.'))
+document(deserialize, config=('dict', 'A config dict, `{\'class_name\': ..., \'config\': {...}}`.'))
+document(get, identifier=('str, dict, Optimizer or None', 'A name, a config dict, an optimizer or its class.'))

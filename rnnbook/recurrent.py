@@ -8,6 +8,7 @@ __all__ = ['SimpleRNN', 'GRU', 'LSTM']
 # %% ../nbs/09_recurrent.ipynb 3
 import inspect
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import unwrap
 from . import ops, cudnn, regularizers
 from .activations import serialize as activation_name
@@ -109,8 +110,50 @@ def cudnn_loop(self: _BuiltinRNN, x, initial_state, lengths=None):
 
 
 # %% ../nbs/09_recurrent.ipynb 18
+_SECTIONS = """Call arguments:
+    sequences: `(batch, timesteps, features)` array.
+    initial_state: Optional list of the initial states, each `(batch, units)` (`[h, c]` for LSTM). Default:
+        zeros, or a stateful layer's stored states.
+    mask: Optional boolean `(batch, timesteps)` array (0/1 numbers accepted); `False` marks padding steps,
+        which keep the states and repeat the last output (zeros with `zero_output_for_mask`).
+    training (bool): Training mode: dropout applies only when true.
+
+Input shape:
+    3D array `(batch, timesteps, features)`.
+
+Output shape:
+    `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`. With `return_state`, a
+    list: that output, then the final states, each `(batch, units)`."""
+
+_KWARGS = ("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`), `zero_output_for_mask` "
+           "(bool, as in `RNN`), and for GRU and LSTM `use_cudnn`: `'auto'` (cuDNN where it can run), `True` "
+           "(an error where it cannot) or `False`.")
+
+def _document(cls, **own):
+    "`document(cls, **own)`, then the call and shape sections the three layers share in place of `{call}`."
+    document(cls, **own)
+    cls.__doc__ = cls.__doc__.replace('{call}', _SECTIONS)
+    return cls
+
+# %% ../nbs/09_recurrent.ipynb 21
 class SimpleRNN(_BuiltinRNN):
-    "Fully connected RNN whose output is fed back as input: `RNN(SimpleRNNCell(units, ...))`, fused."
+    """Fully connected RNN whose output is fed back as input: `RNN(SimpleRNNCell(units, ...))`, fused.
+
+    Keras' `SimpleRNN`: `h_t = activation(x_t @ kernel + h_tm1 @ recurrent_kernel + bias)`, and the output of a
+    step is its state. A call runs the fused loop (the cell step by step with `unroll=True`), with the cell's
+    numbers; like Keras' SimpleRNN it has no cuDNN path.
+
+    {args}
+
+    {call}
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        y = rb.layers.SimpleRNN(16, return_sequences=True)(x)
+        assert y.shape == (4, 10, 16)
+        ```
+    """
     cell_class = SimpleRNNCell
     has_cudnn = False
     def __init__(self, units, activation='tanh', use_bias=True, kernel_initializer='glorot_uniform',
@@ -130,11 +173,29 @@ class SimpleRNN(_BuiltinRNN):
 
     def fused_loop(self, x, initial_state, opts):
         return simple_rnn_fused(x, initial_state[0], *_weights(self.cell), activation=self.cell.activation, **opts)
+_document(SimpleRNN, kwargs=_KWARGS)
 
 
-# %% ../nbs/09_recurrent.ipynb 20
+# %% ../nbs/09_recurrent.ipynb 23
 class GRU(_BuiltinRNN):
-    "Gated Recurrent Unit (Cho et al., 2014): `RNN(GRUCell(units, ...))`, fused; `reset_after=True` is cuDNN's variant."
+    """Gated Recurrent Unit (Cho et al., 2014): `RNN(GRUCell(units, ...))`, fused; `reset_after=True` is cuDNN's variant.
+
+    Keras' `GRU`: an update gate chooses how much of the previous state to keep, a reset gate how much of it the
+    candidate state sees (`GRUCell`). A call runs cuDNN (CuPy arrays, a configuration cuDNN computes), else the
+    fused loop, else the cell step by step; `rb.dispatch.call_path(layer, x)` says which, and all three give the
+    same numbers.
+
+    {args}
+
+    {call}
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        y, h = rb.layers.GRU(16, return_state=True)(x)
+        assert y.shape == h.shape == (4, 16) and (y == h).all()
+        ```
+    """
     cell_class = GRUCell
     def __init__(self, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True,
                  kernel_initializer='glorot_uniform', recurrent_initializer='orthogonal', bias_initializer='zeros',
@@ -156,11 +217,30 @@ class GRU(_BuiltinRNN):
         c = self.cell
         return gru_fused(x, initial_state[0], *_weights(c), activation=c.activation,
                          recurrent_activation=c.recurrent_activation, reset_after=c.reset_after, **opts)
+_document(GRU, kwargs=_KWARGS)
 
 
-# %% ../nbs/09_recurrent.ipynb 22
+# %% ../nbs/09_recurrent.ipynb 25
 class LSTM(_BuiltinRNN):
-    "Long Short-Term Memory (Hochreiter & Schmidhuber, 1997): `RNN(LSTMCell(units, ...))`, fused."
+    """Long Short-Term Memory (Hochreiter & Schmidhuber, 1997): `RNN(LSTMCell(units, ...))`, fused.
+
+    Keras' `LSTM`: a cell state `c` runs through the steps, written through the input gate, erased through the
+    forget gate and read through the output gate (`LSTMCell`). A call runs cuDNN (CuPy arrays, a configuration
+    cuDNN computes), else the fused loop, else the cell step by step; `rb.dispatch.call_path(layer, x)` says
+    which, and all three give the same numbers.
+
+    {args}
+
+    {call}
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        mask = np.arange(10) < np.array([[10], [7], [3], [1]])      # lengths 10, 7, 3, 1
+        y, h, c = rb.layers.LSTM(16, return_sequences=True, return_state=True)(x, mask=mask)
+        assert y.shape == (4, 10, 16) and c.shape == (4, 16) and (y[1, 6] == h[1]).all()
+        ```
+    """
     cell_class = LSTMCell
     def __init__(self, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True,
                  kernel_initializer='glorot_uniform', recurrent_initializer='orthogonal', bias_initializer='zeros',
@@ -183,4 +263,5 @@ class LSTM(_BuiltinRNN):
         c = self.cell
         return lstm_fused(x, initial_state[0], initial_state[1], *_weights(c), activation=c.activation,
                           recurrent_activation=c.recurrent_activation, **opts)
+_document(LSTM, kwargs=_KWARGS)
 

@@ -9,6 +9,7 @@ __all__ = ['REGULARIZERS', 'Regularizer', 'L1L2', 'L1', 'L2', 'l1_l2', 'Orthogon
 import numpy as np
 from . import ops
 from .backend import get_object, serialize_object
+from .argdocs import document
 
 # %% ../nbs/04_regularizers.ipynb 7
 def _check_factor(name, value):
@@ -17,7 +18,22 @@ def _check_factor(name, value):
     return float(value)
 
 class Regularizer:
-    "Base class: `reg(W)` returns a scalar penalty."
+    """Base class: `reg(W)` returns a scalar penalty.
+
+    Subclasses compute the penalty in `__call__` and list their arguments in `get_config` (as Keras'
+    `keras.regularizers.Regularizer`). The base takes no arguments and penalises nothing.
+
+    Call arguments:
+        x (array): The weight to penalise (an array or a `Variable`).
+
+    Example:
+        ```python
+        class Sum(rb.regularizers.Regularizer):
+            def __call__(self, x): return 0.1 * x.sum()
+        assert np.isclose(Sum()(np.ones((2, 3))), 0.6)
+        ```
+    """
+    def __init__(self): pass
     def __call__(self, x): return 0.
     def get_config(self) -> dict: return {}
     @classmethod
@@ -26,7 +42,18 @@ class Regularizer:
 
 # %% ../nbs/04_regularizers.ipynb 10
 class L1L2(Regularizer):
-    "`l1 * sum(|W|) + l2 * sum(W**2)`."
+    """`l1 * sum(|W|) + l2 * sum(W**2)`.
+
+    Keras' `L1L2` (name `'l1l2'`; the name `'l1_l2'` gives `l1_l2`, 0.01 each); both factors default to 0.
+
+    {args}
+
+    Example:
+        ```python
+        reg = rb.regularizers.L1L2(l1=0.1, l2=0.01)
+        assert np.isclose(reg(np.array([1., -2.])), 0.1 * 3 + 0.01 * 5)
+        ```
+    """
     def __init__(self, l1=0.0, l2=0.0):
         l1, l2 = (0.0 if v is None else v for v in (l1, l2))      # Keras reads None as 0
         self.l1, self.l2 = _check_factor('l1', l1), _check_factor('l2', l2)
@@ -37,26 +64,74 @@ class L1L2(Regularizer):
         return out
     def get_config(self): return {'l1': self.l1, 'l2': self.l2}
 
+_ARGS = {
+    'l1': ('float', 'Non-negative L1 factor $\\lambda_1$ (`None` reads as 0).'),
+    'l2': ('float', 'Non-negative L2 factor $\\lambda_2$ (`None` reads as 0).'),
+}
+document(L1L2, **_ARGS)
+
 # %% ../nbs/04_regularizers.ipynb 13
 class L1(Regularizer):
-    "`l1 * sum(|W|)`."
+    """`l1 * sum(|W|)` (Keras' `L1`, name `'l1'`).
+
+    {args}
+
+    Example:
+        ```python
+        assert np.isclose(rb.regularizers.L1(0.1)(np.array([1., -2.])), 0.3)
+        ```
+    """
     def __init__(self, l1=0.01): self.l1 = _check_factor('l1', l1)
     def __call__(self, x): return ops.multiply(self.l1, ops.sum(ops.abs(x)))
     def get_config(self): return {'l1': self.l1}
 
 class L2(Regularizer):
-    "`l2 * sum(W**2)`."
+    """`l2 * sum(W**2)` (Keras' `L2`, name `'l2'`).
+
+    {args}
+
+    Example:
+        ```python
+        assert np.isclose(rb.regularizers.L2(0.1)(np.array([1., -2.])), 0.5)
+        ```
+    """
     def __init__(self, l2=0.01): self.l2 = _check_factor('l2', l2)
     def __call__(self, x): return ops.multiply(self.l2, ops.sum(ops.square(x)))
     def get_config(self): return {'l2': self.l2}
 
 def l1_l2(l1=0.01, l2=0.01):
-    "Keras' shortcut: an `L1L2` with both factors 0.01 by default."
+    """Keras' shortcut: an `L1L2` with both factors 0.01 by default.
+
+    {args}
+
+    Returns:
+        L1L2: The regularizer.
+
+    Example:
+        ```python
+        assert rb.regularizers.l1_l2(l2=0.5).get_config() == {'l1': 0.01, 'l2': 0.5}
+        ```
+    """
     return L1L2(l1=l1, l2=l2)
+
+for _f in (L1, L2, l1_l2): document(_f, **_ARGS)
 
 # %% ../nbs/04_regularizers.ipynb 16
 class OrthogonalRegularizer(Regularizer):
-    "`factor` times the mean absolute cosine between distinct rows (or columns) of a 2-D weight, as Keras 3."
+    """`factor` times the mean absolute cosine between distinct rows (or columns) of a 2-D weight, as Keras 3.
+
+    {args}
+
+    Call arguments:
+        x (array): A 2-D weight; another rank raises `ValueError`.
+
+    Example:
+        ```python
+        reg = rb.regularizers.OrthogonalRegularizer(factor=1.)
+        assert np.isclose(reg(np.eye(3)), 0.)
+        assert np.isclose(reg(np.ones((2, 3))), 1.)
+        ```
+    """
     def __init__(self, factor=0.01, mode='rows'):
         self.factor = _check_factor('factor', factor)
         if mode not in ('rows', 'columns'):
@@ -75,15 +150,43 @@ class OrthogonalRegularizer(Regularizer):
         return ops.multiply(self.factor * 0.5 / (n * (n - 1) / 2), off_diagonal)
     def get_config(self): return {'factor': self.factor, 'mode': self.mode}
 
+document(OrthogonalRegularizer, factor=('float', 'Non-negative weight of the penalty.'),
+         mode=('str', "`'rows'` (the rows should be orthogonal) or `'columns'`."))
+
 # %% ../nbs/04_regularizers.ipynb 18
 REGULARIZERS = {'L1': L1, 'L2': L2, 'L1L2': L1L2, 'l1': L1, 'l2': L2, 'l1_l2': l1_l2, 'l1l2': L1L2,
                 'OrthogonalRegularizer': OrthogonalRegularizer, 'orthogonal_regularizer': OrthogonalRegularizer,
                 'Regularizer': Regularizer, 'regularizer': Regularizer}   # Keras 3's names too
 
 def get(identifier):
-    "A regularizer from a name (`'l1'`, `'l2'`, `'l1_l2'`), a config dict, an object or a callable."
+    """A regularizer from a name (`'l1'`, `'l2'`, `'l1_l2'`), a config dict, an object or a callable.
+
+    Args:
+        identifier (str, dict, Regularizer, callable or None): A name, a config dict (as `serialize` or Keras
+            writes it), a regularizer or a callable (returned as they are), or `None`.
+
+    Returns:
+        The regularizer (`None` for `None`). Raises `ValueError` for an unknown name or config key.
+
+    Example:
+        ```python
+        assert rb.regularizers.get('l2').get_config() == {'l2': 0.01}
+        ```
+    """
     return get_object('regularizer', REGULARIZERS, Regularizer, identifier)
 
 def serialize(regularizer):
-    "The Keras 3 config dict of a regularizer."
+    """The Keras 3 config dict of a regularizer.
+
+    Args:
+        regularizer (Regularizer): The regularizer to describe.
+
+    Returns:
+        dict: `{'module', 'class_name', 'config', 'registered_name'}`, which `get` reads back.
+
+    Example:
+        ```python
+        assert rb.regularizers.serialize(rb.regularizers.L1(0.5))['config'] == {'l1': 0.5}
+        ```
+    """
     return serialize_object('keras.regularizers', Regularizer, regularizer)

@@ -12,6 +12,7 @@ import warnings
 from fastcore.basics import patch
 from .backend import compute_dtype, is_float_dtype, standardize_data_format
 from .layer import Layer
+from .argdocs import document
 from .core import _input_error
 from . import ops, activations
 
@@ -35,7 +36,29 @@ def _check_ndim(layer, x, ndim=None, min_ndim=None):
 
 # %% ../nbs/10a_reshaping.ipynb 9
 class RepeatVector(Layer):
-    "Repeat a `(B, F)` input `n` times along a new axis 1: `(B, n, F)`."
+    r"""Repeat a `(B, F)` input `n` times along a new axis 1: `(B, n, F)`.
+
+    Keras 3's `keras.layers.RepeatVector`: $y_{b,i,f} = x_{b,f}$ for $i = 1, \dots, n$. It hands an encoder's
+    last output to each step of a decoder (`addition_rnn`). No weights; masks are not supported.
+
+    {args}
+
+    Call arguments:
+        inputs: 2D array `(batch, features)`.
+
+    Input shape:
+        2D array `(batch, features)`.
+
+    Output shape:
+        3D array `(batch, n, features)`.
+
+    Example:
+        ```python
+        x = np.ones((4, 8), 'float32')
+        y = rb.layers.RepeatVector(3)(x)
+        assert y.shape == (4, 3, 8)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
@@ -51,6 +74,8 @@ class RepeatVector(Layer):
         B, F = x.shape
         return ops.copy(ops.broadcast_to(ops.expand_dims(x, 1), (B, self.n, F)))   # (B, n, F)
 
+document(RepeatVector, n=('int', 'Number of copies: the length of the new axis 1, at least 1.'))
+
 # %% ../nbs/10a_reshaping.ipynb 12
 @patch
 def compute_output_shape(self: RepeatVector, input_shape):
@@ -64,7 +89,29 @@ _data_format = standardize_data_format          # backend's one check of Keras' 
 
 # %% ../nbs/10a_reshaping.ipynb 17
 class Flatten(Layer):
-    "Flatten every axis but the batch: `(B, d1, ..., dk)` to `(B, d1*...*dk)`."
+    """Flatten every axis but the batch: `(B, d1, ..., dk)` to `(B, d1*...*dk)`.
+
+    Keras 3's `keras.layers.Flatten`, in row-major order; a `(B,)` input becomes `(B, 1)`. With
+    `'channels_first'` the channel axis is moved last first. Integer ids stay ids. Masks are dropped (with
+    Keras' warning).
+
+    {args}
+
+    Call arguments:
+        inputs: array of rank 1 or more, `(batch, d1, ..., dk)`.
+
+    Input shape:
+        `(batch, d1, ..., dk)`.
+
+    Output shape:
+        2D array `(batch, d1 * ... * dk)`.
+
+    Example:
+        ```python
+        x = np.ones((2, 3, 4), 'float32')
+        assert rb.layers.Flatten()(x).shape == (2, 12)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -86,6 +133,8 @@ def compute_output_shape(self: Flatten, input_shape):
 @patch
 def get_config(self: Flatten):
     return {**super(Flatten, self).get_config(), 'data_format': self.data_format}
+
+document(Flatten)
 
 # %% ../nbs/10a_reshaping.ipynb 20
 def _target_shape(target_shape):
@@ -122,7 +171,28 @@ def _resolve_shape(input_shape, target_shape):
 
 # %% ../nbs/10a_reshaping.ipynb 25
 class Reshape(Layer):
-    "Reshape every sample to `target_shape` (one entry may be -1): `(B, ...)` to `(B, *target_shape)`."
+    """Reshape every sample to `target_shape` (one entry may be -1): `(B, ...)` to `(B, *target_shape)`.
+
+    Keras 3's `keras.layers.Reshape`: the batch axis is kept, the size of each sample must not change.
+    Masks are dropped (with Keras' warning).
+
+    {args}
+
+    Call arguments:
+        inputs: array `(batch, ...)` whose samples have as many entries as `target_shape` holds.
+
+    Input shape:
+        `(batch, ...)`, any rank of 1 or more.
+
+    Output shape:
+        `(batch, *target_shape)`, the `-1` resolved.
+
+    Example:
+        ```python
+        x = np.arange(24, dtype='float32').reshape(2, 12)
+        assert rb.layers.Reshape((3, -1))(x).shape == (2, 3, 4)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -142,9 +212,32 @@ def compute_output_shape(self: Reshape, input_shape):
 def get_config(self: Reshape):
     return {**super(Reshape, self).get_config(), 'target_shape': self.target_shape}
 
+document(Reshape, target_shape=('tuple of int', 'Shape of each sample, without the batch axis; one entry'
+                                 ' may be `-1`, inferred from the input size.'))
+
 # %% ../nbs/10a_reshaping.ipynb 28
 class Permute(Layer):
-    "Permute the axes after the batch by `dims` (counted from 1): `Permute((2, 1))` swaps time and features."
+    """Permute the axes after the batch by `dims` (counted from 1): `Permute((2, 1))` swaps time and features.
+
+    Keras 3's `keras.layers.Permute`: `transpose(x, (0, *dims))`. Masks are dropped (with Keras' warning).
+
+    {args}
+
+    Call arguments:
+        inputs: array of rank `len(dims) + 1`.
+
+    Input shape:
+        `(batch, d1, ..., dk)` with `k = len(dims)`.
+
+    Output shape:
+        `(batch, d[dims[0]], ..., d[dims[k-1]])`.
+
+    Example:
+        ```python
+        x = np.ones((2, 3, 4), 'float32')
+        assert rb.layers.Permute((2, 1))(x).shape == (2, 4, 3)
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -170,9 +263,33 @@ def compute_output_shape(self: Permute, input_shape):
 @patch
 def get_config(self: Permute): return {**super(Permute, self).get_config(), 'dims': self.dims}
 
+document(Permute, dims=('tuple of int', 'A permutation of `1, ..., k`: output axis `i` is input axis '
+                   '`dims[i-1]` (the batch axis 0 stays first).'))
+
 # %% ../nbs/10a_reshaping.ipynb 33
 class Activation(Layer):
-    "Apply `activation` (a name, a callable or None) to every entry; masks pass through."
+    """Apply `activation` (a name, a callable or None) to every entry; masks pass through.
+
+    Keras 3's `keras.layers.Activation`. Integer and boolean inputs are computed in the layer's dtype; the
+    config stores the activation's name.
+
+    {args}
+
+    Call arguments:
+        inputs: array of any shape.
+
+    Input shape:
+        Any shape.
+
+    Output shape:
+        The input's shape.
+
+    Example:
+        ```python
+        y = rb.layers.Activation('relu')(np.array([[-1., 2.]], 'float32'))
+        assert y.tolist() == [[0., 2.]]
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -185,9 +302,32 @@ class Activation(Layer):
     def get_config(self):
         return {**super().get_config(), 'activation': activations.serialize(self.activation)}
 
+document(Activation)
+
 # %% ../nbs/10a_reshaping.ipynb 36
 class LeakyReLU(Layer):
-    "`x` where x > 0, `negative_slope * x` elsewhere (Keras 3's default slope 0.3); masks pass through."
+    """`x` where x > 0, `negative_slope * x` elsewhere (Keras 3's default slope 0.3); masks pass through.
+
+    Keras 3's `keras.layers.LeakyReLU`. Keras 2's argument name `alpha` is still read (with a deprecation
+    warning), so Keras 2 configs load.
+
+    {args}
+
+    Call arguments:
+        inputs: array of any shape.
+
+    Input shape:
+        Any shape.
+
+    Output shape:
+        The input's shape.
+
+    Example:
+        ```python
+        y = rb.layers.LeakyReLU(negative_slope=0.5)(np.array([-2., 3.], 'float32'))
+        assert y.tolist() == [-1., 3.]
+        ```
+    """
     _single_input = _real_input = True
     def __init__(self, negative_slope=0.3, **kwargs):
         if 'alpha' in kwargs:   # Keras 2's name
@@ -206,3 +346,5 @@ class LeakyReLU(Layer):
         return activations.leaky_relu(_as_float(self, inputs), negative_slope=self.negative_slope)
     def compute_output_shape(self, input_shape): return tuple(input_shape)
     def get_config(self): return {**super().get_config(), 'negative_slope': self.negative_slope}
+
+document(LeakyReLU, negative_slope=('float', 'Slope for negative inputs, $\\alpha \\ge 0$.'))

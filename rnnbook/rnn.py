@@ -9,6 +9,7 @@ __all__ = ['mask_step', 'rnn_loop', 'recorded_loop', 'RNN']
 import reprlib
 import numpy as np
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import (array_module, unwrap, flatten, pack_sequence_as, is_nested, map_structure,
                              compute_dtype)
 from .layer import (Layer, Variable, check_bool, serialize_layer, deserialize_layer, call_params, build_module,
@@ -19,7 +20,30 @@ from . import ops
 
 # %% ../nbs/08_rnn.ipynb 6
 def mask_step(keep, new_states, old_states, outputs, previous, zero_output_for_mask=False, where=ops.where):
-    "`(states, outputs)` of a step under a mask: new where `keep(a)` is 1, else held states and `previous` (or 0) outputs."
+    """`(states, outputs)` of a step under a mask: new where `keep(a)` is 1, else held states and `previous` (or 0) outputs.
+
+    The one masking rule of the book, used by the reference loop, the fused loops and cuDNN's emulation.
+
+    Args:
+        keep (callable): Maps an array `(batch, ...)` to the step mask shaped to broadcast against it.
+        new_states (list): The states the cell computed at this step.
+        old_states (list): The states before the step (held where the mask is 0).
+        outputs (list): The outputs the cell computed at this step.
+        previous (list): The previous step's outputs (repeated where the mask is 0).
+        zero_output_for_mask (bool): Output zeros instead of `previous` at masked steps. Default: `False`.
+        where (callable): The `where(condition, a, b)` to select with. Default: `ops.where`.
+
+    Returns:
+        tuple: `(states, outputs)`, two lists.
+
+    Example:
+        ```python
+        from rnnbook.rnn import mask_step
+        m = np.array([True, False])[:, None]
+        s, y = mask_step(lambda a: m, [np.ones((2, 1))], [np.zeros((2, 1))], [np.ones((2, 1))], [np.full((2, 1), 5.)])
+        assert s[0].ravel().tolist() == [1, 0] and y[0].ravel().tolist() == [1, 5]
+        ```
+    """
     states = [where(keep(n), n, o) for n, o in zip(new_states, old_states)]
     outputs = [where(keep(y), y, 0 if zero_output_for_mask else p) for y, p in zip(outputs, previous)]
     return states, outputs
@@ -31,7 +55,33 @@ def _expand(m_t, y):
 
 def rnn_loop(step, inputs, initial_states, mask=None, go_backwards=False, zero_output_for_mask=False,
              return_all_outputs=True):
-    "Run `step` over axis 1 of `inputs`; returns `(last_output, outputs, final_states)`, outputs in processing order."
+    """Run `step` over axis 1 of `inputs`; returns `(last_output, outputs, final_states)`, outputs in processing order.
+
+    The reference loop of every recurrent layer (Keras' `keras.ops.rnn`, batch-major). Under a gradient tape it
+    records its steps, so gradients flow through it.
+
+    Args:
+        step (callable): `step(x_t, states) -> (y_t, new_states)`, one timestep (a cell's call).
+        inputs (array or list of arrays): `(batch, timesteps, ...)`, or a nested structure of such arrays.
+        initial_states (list): The states before the first step, each `(batch, ...)`.
+        mask (array or None): Boolean `(batch, timesteps)`; at `False` steps the states are held and the output
+            repeats the previous one (see `mask_step`). Default: `None`.
+        go_backwards (bool): Run from the last step to the first. Default: `False`.
+        zero_output_for_mask (bool): Output zeros at masked steps. Default: `False`.
+        return_all_outputs (bool): Stack every step's output; `False` keeps only the last (as a length-1 axis).
+            Default: `True`.
+
+    Returns:
+        tuple: `(last_output, outputs, final_states)`; `outputs` is `(batch, timesteps, ...)` in processing order.
+
+    Example:
+        ```python
+        from rnnbook.rnn import rnn_loop
+        def step(x_t, states): return x_t + states[0], [x_t + states[0]]   # a running sum
+        last, ys, [s] = rnn_loop(step, np.ones((2, 4, 1)), [np.zeros((2, 1))])
+        assert ys[0].ravel().tolist() == [1, 2, 3, 4] and (s == last).all()
+        ```
+    """
     flat_x = flatten(inputs)
     B, T = flat_x[0].shape[:2]
     xp = array_module(*flat_x)
@@ -65,7 +115,17 @@ def rnn_loop(step, inputs, initial_states, mask=None, go_backwards=False, zero_o
 # %% ../nbs/08_rnn.ipynb 13
 def recorded_loop(step, inputs, initial_states, mask=None, go_backwards=False, zero_output_for_mask=False,
                   return_all_outputs=True):
-    "`rnn_loop` (which records by itself under a gradient tape); kept for old code."
+    """`rnn_loop` (which records by itself under a gradient tape); kept for old code.
+
+    Args:
+        step (callable): As in `rnn_loop`.
+        inputs (array or list of arrays): As in `rnn_loop`.
+        initial_states (list): As in `rnn_loop`.
+        mask (array or None): As in `rnn_loop`. Default: `None`.
+        go_backwards (bool): As in `rnn_loop`. Default: `False`.
+        zero_output_for_mask (bool): As in `rnn_loop`. Default: `False`.
+        return_all_outputs (bool): As in `rnn_loop`. Default: `True`.
+    """
     return rnn_loop(step, inputs, initial_states, mask, go_backwards, zero_output_for_mask, return_all_outputs)
 
 # %% ../nbs/08_rnn.ipynb 16
@@ -100,7 +160,36 @@ def _real_state(layer, arg, i, s, xp):
 
 # %% ../nbs/08_rnn.ipynb 19
 class RNN(Layer):
-    "Base recurrent layer: runs any cell over a sequence (masks, go_backwards, stateful, return_sequences/state)."
+    """Base recurrent layer: runs any cell over a sequence (masks, go_backwards, stateful, return_sequences/state).
+
+    Keras' `RNN`: each step calls `cell.call(x_t, states) -> (y_t, new_states)`, from `initial_state` or zeros.
+    A cell is any object with such a `call` and a `state_size` (an int, a shape tuple, or a list of them, nested
+    for nested states). Beyond Keras 3, as in Keras 2: `constants` and nested inputs (lists of arrays).
+
+    {args}
+
+    Call arguments:
+        sequences: `(batch, timesteps, ...)` array (at least 3D), or a list of such arrays (nested inputs).
+        initial_state: Optional list of the initial states, shaped like the cell's states: `(batch, *shape)`
+            each. Default: zeros, or a stateful layer's stored states.
+        mask: Optional boolean `(batch, timesteps)` array (0/1 numbers accepted); `False` marks padding steps,
+            which keep the states unchanged.
+        training (bool): Training mode, passed to the cell (dropout applies only when true).
+        constants: Optional array or list of arrays given unchanged to the cell at every step as `constants=`
+            (Keras 2's attention cells); the cell's `call` must take a `constants` argument.
+
+    Output shape:
+        `(batch, timesteps, *output_shape)` with `return_sequences`, else `(batch, *output_shape)`, the cell's
+        output size. With `return_state`, a list: that output, then each final state `(batch, *state_shape)`.
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        rnn = rb.layers.RNN(rb.layers.LSTMCell(16), return_sequences=True, return_state=True)
+        y, h, c = rnn(x, mask=np.arange(10) < np.array([[10], [7], [3], [1]]))
+        assert y.shape == (4, 10, 16) and (y[2, -1] == h[2]).all()
+        ```
+    """
     input_ndim = None   # exact rank required (3 for SimpleRNN/GRU/LSTM); None: at least 3
     _real_input = True
 
@@ -153,6 +242,13 @@ class RNN(Layer):
 
 
 # %% ../nbs/08_rnn.ipynb 22
+document(RNN, cell=("cell or list of cells", "The cell run at each step (an object with `call(inputs, "
+                                              "states)` and `state_size`); a list of cells is stacked with "
+                                              "`StackedRNNCells`."),
+         kwargs=("dict", "Base layer arguments: `name`, `dtype`, `trainable`, `input_shape`, "
+                         "`activity_regularizer`; Keras 2's `time_major=False` is accepted (batch-major only)."))
+
+# %% ../nbs/08_rnn.ipynb 25
 @patch(as_prop=True)
 def state_size(self: RNN): return self.cell.state_size
 
@@ -180,7 +276,7 @@ def compute_mask(self: RNN, inputs, mask=None):
     return [out] + [None] * len(flat_state_shapes(self.cell.state_size)) if self.return_state else out
 
 
-# %% ../nbs/08_rnn.ipynb 25
+# %% ../nbs/08_rnn.ipynb 28
 @patch
 def get_initial_state(self: RNN, batch_size):
     "Zero states for `batch_size` samples, nested like the cell's states."
@@ -201,7 +297,7 @@ def _expected_batch(self: RNN):
     return None
 
 
-# %% ../nbs/08_rnn.ipynb 28
+# %% ../nbs/08_rnn.ipynb 31
 @patch
 def reset_state(self: RNN, states=None):
     "Zero the states of a stateful layer (no-op for a layer without states), or set them to `states`."
@@ -232,7 +328,7 @@ def reset_states(self: RNN, states=None):
             for v, s in zip(flatten(self.states), given): v.assign(s)
 
 
-# %% ../nbs/08_rnn.ipynb 31
+# %% ../nbs/08_rnn.ipynb 34
 @patch
 def _check_inputs(self: RNN, sequences):
     self._no_dict(sequences)
@@ -251,7 +347,7 @@ def _check_inputs(self: RNN, sequences):
         raise _incompatible(self, f"expected shape=(None, None, {', '.join(map(str, s[2:]))})", x)
 
 
-# %% ../nbs/08_rnn.ipynb 34
+# %% ../nbs/08_rnn.ipynb 37
 @patch
 def _check_mask(self: RNN, mask, B, T, xp):
     if mask is None: return None
@@ -272,7 +368,7 @@ def _check_mask(self: RNN, mask, B, T, xp):
     return mask != 0
 
 
-# %% ../nbs/08_rnn.ipynb 37
+# %% ../nbs/08_rnn.ipynb 40
 @patch
 def _check_initial_state(self: RNN, initial_state, B, dtype, xp):
     template = self.get_initial_state(B)
@@ -292,7 +388,7 @@ def _check_initial_state(self: RNN, initial_state, B, dtype, xp):
     return pack_sequence_as(template, out)
 
 
-# %% ../nbs/08_rnn.ipynb 40
+# %% ../nbs/08_rnn.ipynb 43
 @patch
 def prepare_call(self: RNN, sequences, initial_state=None, mask=None):
     """Checked inputs in the compute dtype, the mask, and the initial states (given, the stateful ones, or zeros):
@@ -319,7 +415,7 @@ def prepare_call(self: RNN, sequences, initial_state=None, mask=None):
     return sequences, initial_state, mask, (xp, dtype, B, T)
 
 
-# %% ../nbs/08_rnn.ipynb 43
+# %% ../nbs/08_rnn.ipynb 46
 @patch
 def _cell_params(self: RNN):
     "The parameters the cell's `call` takes (a cell need not be a Layer: any object with `call` will do)."
@@ -347,7 +443,7 @@ def inner_loop(self: RNN, sequences, initial_state, mask, training=False, consta
                     return_all_outputs=self.return_sequences)
 
 
-# %% ../nbs/08_rnn.ipynb 46
+# %% ../nbs/08_rnn.ipynb 49
 @patch
 def call(self: RNN, sequences, initial_state=None, mask=None, training=False, constants=None):
     if not self.stateful: return self._call(sequences, initial_state, mask, training, constants)
@@ -391,7 +487,7 @@ def _empty(self: RNN, B, dtype, xp):
     return [xp.zeros((B,) + s, dtype) for s in out] if isinstance(out, list) else xp.zeros((B,) + out, dtype)
 
 
-# %% ../nbs/08_rnn.ipynb 49
+# %% ../nbs/08_rnn.ipynb 52
 @patch
 def get_config(self: RNN):
     config = {'return_sequences': self.return_sequences, 'return_state': self.return_state,

@@ -24,8 +24,22 @@ from collections.abc import Mapping
 from typing import NamedTuple
 import numpy as np
 from .backend import to_numpy, deferred_interrupts
+from .argdocs import document
 
 # %% ../nbs/21b_saving.ipynb 6
+_FILE_ARGS = {
+    'filepath': ("str or os.PathLike", "Path of the file; its name picks the format where several exist."),
+    'overwrite': ("bool", "Replace an existing file; `False` raises `FileExistsError` if it exists."),
+    'skip_mismatch': ("bool", "Skip (with a warning) the weights whose shape differs from the file's "
+                      "instead of raising; the others are loaded."),
+    'custom_objects': ("dict or None", "`{name: class or function}` for the user-defined layers, losses, "
+                       "metrics... a config names."),
+    'safe_mode': ("bool", "Refuse a config that would run code (a `Lambda` layer's stored function)."),
+    'z': ("zipfile.ZipFile", "The open archive (from `open_npz` or `open_zip`)."),
+    'path': ("str", "The file's path, named in the error messages."),
+}
+
+# %% ../nbs/21b_saving.ipynb 9
 WEIGHTS_FORMAT, WEIGHTS_VERSION = 'rnnbook.weights', 1
 RECORD_BYTES = 16 * 2**20            # the most a `__meta__` or `__config__` record may hold, uncompressed
 _FILE_KINDS = {stat.S_IFIFO: 'FIFO (named pipe)', stat.S_IFCHR: 'character device', stat.S_IFBLK: 'block device',
@@ -39,7 +53,25 @@ def _weights_meta(weights):
     return [{'path': w.path, 'name': w.name, 'shape': list(w.shape), 'dtype': w.dtype.name} for w in weights]
 
 def check_path(filepath) -> str:
-    "`filepath` as a string, or a ValueError naming the argument."
+    """`filepath` as a string, or a ValueError naming the argument.
+
+    Every saving and loading function starts with it: a path-like (str, bytes, `os.PathLike`)
+    becomes a str.
+
+    Args:
+        filepath (str, bytes or os.PathLike): The path to check.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        ValueError: not a path, or a path with a NUL character.
+
+    Example:
+        ```python
+        assert rb.saving.check_path(b'w.npz') == 'w.npz'
+        ```
+    """
     if not isinstance(filepath, (str, bytes, os.PathLike)):
         raise ValueError(f"Invalid value for argument `filepath`: expected a path (a str or os.PathLike), received "
                          f"{filepath!r}.")
@@ -57,7 +89,7 @@ def _check_regular(path, st, doing='load'):
         raise ValueError(f"Refusing to {doing} {path!r}: expected a regular file, received a {kind}. "
                          "Nothing was changed.")
 
-# %% ../nbs/21b_saving.ipynb 9
+# %% ../nbs/21b_saving.ipynb 12
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -72,7 +104,7 @@ def _take_over(tmp, st):
     except PermissionError: pass                      # not permitted (not root): the new file is ours
     os.chmod(tmp, stat.S_IMODE(st.st_mode))
 
-# %% ../nbs/21b_saving.ipynb 12
+# %% ../nbs/21b_saving.ipynb 15
 def _fsync_dir(directory):
     "Make a rename in `directory` durable (POSIX; nothing to do elsewhere)."
     if not hasattr(os, 'O_DIRECTORY'): return
@@ -93,9 +125,29 @@ def _rewrite_in_place(tmp, target):
                       f"half-written; the complete new file is {tmp!r}.") from e
     os.unlink(tmp)
 
-# %% ../nbs/21b_saving.ipynb 14
+# %% ../nbs/21b_saving.ipynb 17
 def atomic_write(path, write):
-    "Write the file at `path` with `write(f)` (binary file object) so readers see the old file or the whole new one."
+    """Write the file at `path` with `write(f)` (binary file object) so readers see the old file or the whole new one.
+
+    A temporary file beside the target is written, flushed, `fsync`ed and renamed over it
+    (`os.replace`); a symbolic link's target is replaced, a hard-linked file rewritten in place,
+    owner and permissions kept. On an error the old file stays as it was.
+
+    Args:
+        path (str or os.PathLike): The file to create or replace.
+        write (callable): `write(f)` writes the whole content into the open binary file `f`.
+
+    Raises:
+        ValueError: the target is not a regular file (a FIFO, a device).
+
+    Example:
+        ```python
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), 'a.bin')
+        rb.saving.atomic_write(path, lambda f: f.write(b'new'))
+        assert open(path, 'rb').read() == b'new'
+        ```
+    """
     target = os.path.realpath(os.fspath(path))        # through symbolic links: their target is what we replace
     directory = os.path.dirname(target)
     try: st = os.stat(target)
@@ -117,9 +169,31 @@ def atomic_write(path, write):
         with deferred_interrupts(): _rewrite_in_place(tmp, target)    # Ctrl-C waits: no half-written file
     else: _fsync_dir(directory)
 
-# %% ../nbs/21b_saving.ipynb 17
+# %% ../nbs/21b_saving.ipynb 20
 def save_weights(layer, filepath, overwrite=True):
-    "Write the weights of `layer` (a model or any layer) to the `.npz` file `filepath`, atomically."
+    """Write the weights of `layer` (a model or any layer) to the `.npz` file `filepath`, atomically.
+
+    rnnbook's own format: the arrays `w0000`, `w0001`, ... in `layer.weights` order and a JSON
+    record `__meta__` (format, version, each weight's path, name, shape and dtype).
+    `model.save_weights` calls it for a name ending in `.npz`; `load_weights` reads it back.
+
+    {args}
+
+    Raises:
+        FileExistsError: the file exists and `overwrite=False`.
+        ValueError: `layer` is not built yet.
+
+    Example:
+        ```python
+        import os, tempfile
+        layer = rb.layers.Dense(2)
+        layer.build((None, 3))
+        path = os.path.join(tempfile.mkdtemp(), 'w.npz')
+        rb.saving.save_weights(layer, path)
+        meta, arrays = rb.saving.read_weights(path)
+        assert [a.shape for a in arrays] == [(3, 2), (2,)]
+        ```
+    """
     filepath = check_path(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"Invalid value for argument `filepath`: {filepath!r} exists and overwrite=False.")
@@ -132,8 +206,10 @@ def save_weights(layer, filepath, overwrite=True):
     arrays = {'__meta__': np.array(json.dumps(meta))}
     arrays.update({f"w{i:04d}": to_numpy(w.value) for i, w in enumerate(weights)})
     atomic_write(filepath, lambda f: _write_npz(f, arrays))
+document(save_weights, **_FILE_ARGS,
+         layer=('Layer', 'A model or any layer, built (it has its weights).'))
 
-# %% ../nbs/21b_saving.ipynb 20
+# %% ../nbs/21b_saving.ipynb 23
 _NO_PICKLE = "rnnbook reads .npz files with allow_pickle=False and never unpickles (unpickling can run code)"
 
 def _open_regular(path):
@@ -147,12 +223,22 @@ def _open_regular(path):
         raise
     return os.fdopen(fd, 'rb')
 
-# %% ../nbs/21b_saving.ipynb 23
+# %% ../nbs/21b_saving.ipynb 26
 _CORRUPT = (ValueError, TypeError, EOFError, OSError, RuntimeError, OverflowError, zipfile.BadZipFile, zlib.error)
 
 @contextlib.contextmanager
 def open_npz(filepath):
-    "The `.npz` file `filepath` as an open `zipfile.ZipFile`, closed on leaving; a ValueError if it is not one."
+    """The `.npz` file `filepath` as an open `zipfile.ZipFile`, closed on leaving; a ValueError if it is not one.
+
+    A context manager: `with open_npz(path) as z: ...`. Only a regular file is opened, and a
+    file that is not a zip (a single `.npy`, a truncated file) is refused before NumPy could
+    unpickle anything.
+
+    {args}
+
+    Raises:
+        ValueError: not a regular file, or not a readable zip archive.
+    """
     path = check_path(filepath)
     with _open_regular(path) as f:
         magic = f.read(6)
@@ -168,10 +254,18 @@ def open_npz(filepath):
             raise ValueError(f"Cannot read {path!r}: the file is empty, truncated or corrupted ({type(e).__name__}: "
                              f"{e}). Nothing was changed.") from None
         with z: yield z
+document(open_npz, **_FILE_ARGS)
 
-# %% ../nbs/21b_saving.ipynb 26
+# %% ../nbs/21b_saving.ipynb 29
 class NpyHeader(NamedTuple):
-    "What a `.npy` member of an `.npz` declares before its data; read and checked before any data is."
+    """What a `.npy` member of an `.npz` declares before its data; read and checked before any data is.
+
+    A named tuple `(name, shape, dtype, fortran_order, offset)`: the member's name without
+    `.npy`, the array's shape, dtype and order, and where its data starts in the member;
+    `nbytes` is the size of the data.
+
+    {args}
+    """
     name: str                  # the member, without `.npy`
     shape: tuple
     dtype: np.dtype
@@ -180,6 +274,8 @@ class NpyHeader(NamedTuple):
 
     @property
     def nbytes(self) -> int: return math.prod(self.shape) * self.dtype.itemsize
+document(NpyHeader, args=('tuple', 'The fields `name, shape, dtype, fortran_order, offset`, in order.'),
+         kwargs=('dict', 'The same fields by name.'))
 
 def _npy_header(f):
     "`(shape, fortran_order, dtype)` from the start of a `.npy` stream (NumPy reads at most 10000 header bytes)."
@@ -188,9 +284,18 @@ def _npy_header(f):
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     return read(f)
 
-# %% ../nbs/21b_saving.ipynb 29
+# %% ../nbs/21b_saving.ipynb 32
 def read_header(z, path, name) -> NpyHeader:
-    "The header of the member `name` of the open `.npz` `z`, checked: no objects, and the size the zip declares."
+    """The header of the member `name` of the open `.npz` `z`, checked: no objects, and the size the zip declares.
+
+    {args}
+
+    Returns:
+        An `NpyHeader`.
+
+    Raises:
+        ValueError: an unknown compression, a corrupted header, Python objects, or a size that does not match.
+    """
     info = z.getinfo(name + '.npy')
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ValueError(f"Cannot read {path!r}: array {name!r} is compressed with method {info.compress_type}; "
@@ -209,10 +314,18 @@ def read_header(z, path, name) -> NpyHeader:
                          f"bytes), but the file holds {info.file_size - header.offset} bytes for it: it is truncated, "
                          "corrupted or forged. Nothing was changed.")
     return header
+document(read_header, **_FILE_ARGS,
+         name=('str', 'The member, without `.npy`.'))
 
-# %% ../nbs/21b_saving.ipynb 32
+# %% ../nbs/21b_saving.ipynb 35
 def read_array(z, path, header) -> np.ndarray:
-    "The data of the member `header` describes: exactly `header.nbytes` bytes, read in 1 MiB chunks, CRC checked."
+    """The data of the member `header` describes: exactly `header.nbytes` bytes, read in 1 MiB chunks, CRC checked.
+
+    {args}
+
+    Returns:
+        The array, of the header's shape and dtype.
+    """
     data, done = np.empty(header.nbytes, np.uint8), 0
     try:
         with z.open(header.name + '.npy') as f:
@@ -229,8 +342,10 @@ def read_array(z, path, header) -> np.ndarray:
         raise ValueError(f"Cannot read {path!r}: array {header.name!r} is truncated. Nothing was changed.")
     a = data.view(header.dtype)
     return a.reshape(header.shape[::-1]).T if header.fortran_order else a.reshape(header.shape)
+document(read_array, **_FILE_ARGS,
+         header=('NpyHeader', "The member's header, from `read_header`."))
 
-# %% ../nbs/21b_saving.ipynb 35
+# %% ../nbs/21b_saving.ipynb 38
 def _record_header(z, path, name) -> NpyHeader:
     "The header of the record `name` (`__meta__`, `__config__`): text of at most `RECORD_BYTES`, checked unread."
     size = z.getinfo(name + '.npy').file_size
@@ -244,8 +359,16 @@ def _record_header(z, path, name) -> NpyHeader:
     return header
 
 def read_record(z, path, name) -> str:
-    "The text of the record `name` of the open `.npz` `z`."
+    """The text of the record `name` of the open `.npz` `z`.
+
+    {args}
+
+    Returns:
+        The record's text (at most `RECORD_BYTES`, checked before reading).
+    """
     return str(read_array(z, path, _record_header(z, path, name))[()])
+document(read_record, **_FILE_ARGS,
+         name=('str', "The record: `'__meta__'` or `'__config__'`."))
 
 def _parse_meta(path, text):
     "The JSON of a `__meta__` record; a ValueError naming the file if it is not JSON or nests too deep to decode."
@@ -257,7 +380,7 @@ def _parse_meta(path, text):
         raise ValueError(f"Cannot read {path!r}: its `__meta__` record nests deeper than Python can decode; expected "
                          'a flat record {"format", "version", "weights": [...]}. Nothing was changed.') from None
 
-# %% ../nbs/21b_saving.ipynb 38
+# %% ../nbs/21b_saving.ipynb 41
 def _entry_ok(e) -> bool:
     "Whether `e`, an entry of the `weights` list of `__meta__`, is `{path, name, shape, dtype}` with sound types."
     if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ('path', 'name', 'dtype')): return False
@@ -278,7 +401,7 @@ def _check_meta(path, meta) -> dict:
                          "Nothing was changed.")
     return meta
 
-# %% ../nbs/21b_saving.ipynb 41
+# %% ../nbs/21b_saving.ipynb 44
 def _check_members(path, names, n):
     "Members of a file listing `n` weights: `__meta__.npy`, `w0000.npy`.. each once; `__config__.npy` may be there."
     listed = [f"w{i:04d}" for i in range(n)]
@@ -305,9 +428,15 @@ def _check_headers(path, meta, headers):
                              f"{tuple(e['shape'])} in `__meta__`, but its array header says {h.dtype.name} of shape "
                              f"{h.shape}: a corrupted or forged file. Nothing was changed.")
 
-# %% ../nbs/21b_saving.ipynb 44
+# %% ../nbs/21b_saving.ipynb 47
 def read_headers(z, path):
-    "`(meta, headers)` of the open weights file `z`: members, record and every weight's header checked; no data read."
+    """`(meta, headers)` of the open weights file `z`: members, record and every weight's header checked; no data read.
+
+    {args}
+
+    Returns:
+        The `__meta__` record (a dict) and the `NpyHeader` of each weight, in order.
+    """
     names = z.namelist()
     if '__meta__.npy' not in names:
         raise ValueError(f"{path!r} is not an rnnbook weights file: it has no `__meta__` record.")
@@ -317,17 +446,42 @@ def read_headers(z, path):
     headers = [read_header(z, path, f"w{i:04d}") for i in range(len(meta['weights']))]
     _check_headers(path, meta, headers)
     return meta, headers
+document(read_headers, **_FILE_ARGS)
 
 def read_weights(filepath):
-    "`(meta, arrays)` of a file written by `save_weights`: members, record and headers checked before data is read."
+    """`(meta, arrays)` of a file written by `save_weights`: members, record and headers checked before data is read.
+
+    {args}
+
+    Returns:
+        The `__meta__` record (a dict) and the list of weight arrays, in `layer.weights` order.
+
+    Example:
+        ```python
+        import os, tempfile
+        layer = rb.layers.Dense(1)
+        layer.build((None, 2))
+        path = os.path.join(tempfile.mkdtemp(), 'w.npz')
+        rb.saving.save_weights(layer, path)
+        meta, arrays = rb.saving.read_weights(path)
+        assert meta['format'] == 'rnnbook.weights' and len(arrays) == 2
+        ```
+    """
     path = check_path(filepath)
     with open_npz(path) as z:
         meta, headers = read_headers(z, path)
         return meta, [read_array(z, path, h) for h in headers]
+document(read_weights, **_FILE_ARGS)
 
-# %% ../nbs/21b_saving.ipynb 48
+# %% ../nbs/21b_saving.ipynb 51
 class NpzArrays(Mapping):
-    "The arrays of an `.npz` file by name, each read when indexed (bounded, without pickle); holds no open file."
+    """The arrays of an `.npz` file by name, each read when indexed (bounded, without pickle); holds no open file.
+
+    A read-only mapping (what `read_npz` returns): `arrays['w0000']` opens the file, checks the
+    array's header and reads it; an array larger than `max_bytes` is refused.
+
+    {args}
+    """
     def __init__(self, path, names, max_bytes): self.path, self.names, self.max_bytes = path, names, max_bytes
     def __iter__(self): return iter(self.names)
     def __len__(self): return len(self.names)
@@ -342,9 +496,28 @@ class NpzArrays(Mapping):
                 raise ValueError(f"Refusing to read array {name!r} of {self.path!r}: it declares {header.nbytes} "
                                  f"bytes, expected at most max_bytes={self.max_bytes}. Nothing was changed.")
             return read_array(z, self.path, header)
+document(NpzArrays, path=_FILE_ARGS['path'], names=('tuple of str', 'The names of the arrays.'),
+         max_bytes=('int', 'The largest array, in bytes, that indexing reads.'))
 
 def read_npz(filepath, max_bytes=RECORD_BYTES) -> NpzArrays:
-    "The arrays of the `.npz` file `filepath` by name (read when indexed, if at most `max_bytes`); never unpickled."
+    """The arrays of the `.npz` file `filepath` by name (read when indexed, if at most `max_bytes`); never unpickled.
+
+    A safe stand-in for `np.load(filepath)` on any `.npz`, not only weights files.
+
+    {args}
+
+    Returns:
+        An `NpzArrays` mapping.
+
+    Example:
+        ```python
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), 'a.npz')
+        np.savez(path, a=np.arange(3))
+        arrays = rb.saving.read_npz(path)
+        assert list(arrays) == ['a'] and arrays['a'].tolist() == [0, 1, 2]
+        ```
+    """
     path = check_path(filepath)
     with open_npz(path) as z: names = z.namelist()
     odd = [m for m, k in Counter(names).items() if not m.endswith('.npy') or k > 1]
@@ -352,8 +525,10 @@ def read_npz(filepath, max_bytes=RECORD_BYTES) -> NpzArrays:
         raise ValueError(f"Cannot read {path!r}: expected .npy members, each once; received {odd[:5]}. "
                          "Nothing was changed.")
     return NpzArrays(path, tuple(m[:-len('.npy')] for m in names), max_bytes)
+document(read_npz, **_FILE_ARGS,
+         max_bytes=('int', 'The largest array, in bytes, that indexing reads.'))
 
-# %% ../nbs/21b_saving.ipynb 51
+# %% ../nbs/21b_saving.ipynb 54
 def _skipped(layer, path, meta, headers, skip_mismatch) -> set:
     "Positions `skip_mismatch` skips; a ValueError (nothing changed) unless the file fits `layer` position by position."
     weights = layer.weights
@@ -377,9 +552,31 @@ def _skipped(layer, path, meta, headers, skip_mismatch) -> set:
                          (f"; and {len(problems) - 5} more" if len(problems) > 5 else '') + ". Nothing was changed.")
     return skipped
 
-# %% ../nbs/21b_saving.ipynb 54
+# %% ../nbs/21b_saving.ipynb 57
 def load_weights(layer, filepath, skip_mismatch=False):
-    "Set the weights of `layer` from `filepath`; all are checked first, so on an error nothing changes."
+    """Set the weights of `layer` from `filepath`; all are checked first, so on an error nothing changes.
+
+    Reads a file of `save_weights`. Weights are matched by position, as Keras 3 matches them;
+    the record, the members and every header are checked before any array is read, and no weight
+    is assigned before all are read.
+
+    {args}
+
+    Raises:
+        ValueError: a file that is not a weights file, is corrupted, or does not fit `layer` (nothing changed).
+
+    Example:
+        ```python
+        import os, tempfile
+        a, b = rb.layers.Dense(2), rb.layers.Dense(2)
+        a.build((None, 3))
+        b.build((None, 3))
+        path = os.path.join(tempfile.mkdtemp(), 'w.npz')
+        rb.saving.save_weights(a, path)
+        rb.saving.load_weights(b, path)
+        assert np.array_equal(a.get_weights()[0], b.get_weights()[0])
+        ```
+    """
     path = check_path(filepath)
     with open_npz(path) as z:
         meta, headers = read_headers(z, path)
@@ -388,3 +585,5 @@ def load_weights(layer, filepath, skip_mismatch=False):
     if skipped: warnings.warn(f"Skipped loading weights {sorted(skipped)} of '{layer.name}': their shapes differ.")
     for i, w in enumerate(layer.weights):
         if i in arrays: w.assign(arrays[i])
+document(load_weights, **_FILE_ARGS,
+         layer=('Layer', 'A built model or layer with the same weights as the saved one.'))

@@ -15,7 +15,23 @@ from fastcore.basics import patch
 
 # %% ../nbs/34_state_view.ipynb 6
 def stateless_traces(layer, batches) -> list:
-    "A trace of each batch run from zero states (what `stateful=False` would compute); the layer's states are kept."
+    """A trace of each batch run from zero states (what `stateful=False` would compute); the layer's states are kept.
+
+    Args:
+        layer (RNN): a recurrent layer (stateful or not); its states are left as they are.
+        batches (list of array): the batches, each `(batch, timesteps, features)`.
+
+    Returns:
+        list of Trace: one per batch, each started from zeros.
+
+    Example:
+        ```python
+        from rnnbook.state_view import stateless_traces
+        x = np.random.rand(2, 8, 3).astype('float32')
+        free = stateless_traces(rb.layers.LSTM(4, stateful=True), [x[:, :4], x[:, 4:]])
+        assert len(free) == 2 and not free[1].initial_states[0].any()   # each batch from zeros
+        ```
+    """
     out = []
     for xb in batches:
         xb = to_numpy(xb)
@@ -30,15 +46,32 @@ def _concat(traces, name='h'):
 
 # %% ../nbs/34_state_view.ipynb 10
 class StateView:
-    "The state carry-over picture, kept between redraws: `update(batch_traces, stateless, unit, sample)`."
-    def __init__(self, width=9, height=4.8):
+    """The state carry-over picture, kept between redraws: `update(batch_traces, stateless, unit, sample)`.
+
+    Args:
+        width (float): the figure's width in inches. Default 9.
+        height (float): the figure's height in inches. Default 5.2.
+
+    Example:
+        ```python
+        from rnnbook.state_view import StateView, stateless_traces
+        from rnnbook.traces import trace_batches
+        x = np.random.rand(2, 8, 3).astype('float32')
+        gru, batches = rb.layers.GRU(4, stateful=True), [x[:, :4], x[:, 4:]]
+        free = stateless_traces(gru, batches)
+        view = StateView()
+        assert view.update(trace_batches(gru, batches), free, unit=0, sample=1) is view.figure
+        ```
+    """
+    def __init__(self, width=9, height=5.2):
         self.figure = fig = new_figure(width, height)
+        self.header = fig.text(0.01, 0.985, '', fontsize=10, va='top')     # the layer and the sample
         self.ax_line, self.ax_diff = fig.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=[1.1, 1]))
-        fig.subplots_adjust(left=0.08, right=0.9, top=0.88, bottom=0.1, hspace=0.28)
+        fig.subplots_adjust(left=0.08, right=0.9, top=0.82, bottom=0.1, hspace=0.3)
         ax = self.ax_line
         self.line_state, = ax.plot([], [], color='C0', lw=1.6, label='stateful (state carried over)')
         self.line_free, = ax.plot([], [], color='C1', lw=1.3, ls='--', label='stateless (each batch from zeros)')
-        self.dots_in, = ax.plot([], [], 'o', color='C0', ms=5, zorder=3, label='state entering a batch')
+        self.dots_in, = ax.plot([], [], 'o', color='C0', ms=5, zorder=3, label='state entering a batch (hollow: zeros)')
         self.dots_zero, = ax.plot([], [], 'o', mfc='white', mec='C0', ms=5, zorder=3)
         ax.axhline(0, color='0.8', lw=0.8, zorder=0)
         ax.set_ylabel('h')
@@ -50,7 +83,8 @@ class StateView:
         self.ax_diff.set_ylabel('unit')
         self.ax_diff.set_xlabel('step of the stream (batches one after another)')
         self.legend = None
-        self.marks, self.note = [], fig.text(0.99, 0.985, '', ha='right', va='top', fontsize=8, color='crimson')
+        self.marks, self.note = [], fig.text(0.99, 0.935, '', ha='right', va='top', fontsize=8,
+                                              color='crimson')
 
 # %% ../nbs/34_state_view.ipynb 13
 def _starts(batch_traces) -> np.ndarray:
@@ -88,7 +122,7 @@ def _show_diff(self: StateView, diff, title, unit=0):
     self.diff_image.set_extent((-0.5, N - 0.5, -0.5, U - 0.5))
     self.diff_image.set_clim(0, max(float(diff.max()), 1e-6))
     self.unit_line.set_ydata([unit, unit])
-    self.ax_diff.set_title(title, fontsize=9, loc='left')
+    self.ax_diff.set_title(title + f'  (dotted line: unit {unit})', fontsize=9, loc='left')
 
 # %% ../nbs/34_state_view.ipynb 22
 @patch
@@ -121,6 +155,9 @@ def update(self: StateView, batch_traces, stateless=None, unit=0, sample=0, rese
     self.ax_line.set_xlim(-1, N - 0.5)
     self.ax_line.set_ylim(-lim, lim)
     self.ax_line.set_title(f'unit {unit} of sample {sample}', fontsize=9, loc='right')
+    T = [bt.trace['h'].shape[1] for bt in batch_traces]
+    self.header.set_text(f"{batch_traces[0].trace.description}, stateful — input sample {sample}, unit {unit}; "
+                         f"{len(T)} batch{'es' * (len(T) > 1)} of {T[0] if len(set(T)) == 1 else ', '.join(map(str, T))} steps")
     if self.legend is None or self.legend.stateless != bool(stateless):   # the legend lists what is drawn
         if self.legend is not None: self.legend.remove()
         handles = [self.line_state] + ([self.line_free] if stateless else []) + [self.dots_in]
@@ -131,13 +168,53 @@ def update(self: StateView, batch_traces, stateless=None, unit=0, sample=0, rese
     return self.figure
 
 # %% ../nbs/34_state_view.ipynb 28
-def state_figure(batch_traces, unit=0, sample=0, stateless=None, width=9, height=4.8):
-    "The state carried across `batch_traces` (from `trace_batches`), next to `stateless` traces if given."
+def state_figure(batch_traces, unit=0, sample=0, stateless=None, width=9, height=5.2):
+    """The state carried across `batch_traces` (from `trace_batches`), next to `stateless` traces if given.
+
+    Args:
+        batch_traces (list of BatchTrace): a stateful layer's consecutive calls, from `trace_batches`.
+        unit (int): the unit whose state is drawn as a line. Default 0.
+        sample (int): index of the input sample (the stream) drawn. Default 0.
+        stateless (list of Trace): the same batches run from zeros (`stateless_traces`); None draws only the
+            stateful run. Default None.
+        width (float): the figure's width in inches. Default 9.
+        height (float): the figure's height in inches. Default 5.2.
+
+    Returns:
+        Figure: the matplotlib figure.
+
+    Example:
+        ```python
+        from rnnbook.state_view import state_figure, stateless_traces
+        from rnnbook.traces import trace_batches
+        x = np.random.rand(2, 8, 3).astype('float32')
+        gru, batches = rb.layers.GRU(4, stateful=True), [x[:, :4], x[:, 4:]]
+        fig = state_figure(trace_batches(gru, batches), stateless=stateless_traces(gru, batches))
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert 'stateless (each batch from zeros)' in labels
+        ```
+    """
     return StateView(width, height).update(batch_traces, stateless, unit, sample)
 
 # %% ../nbs/34_state_view.ipynb 32
 class StateExplorer(Explorer):
-    "A stateful `layer` stepped through `batches` by a **next batch** button, with a **reset state** button."
+    """A stateful `layer` stepped through `batches` by a **next batch** button, with a **reset state** button.
+
+    Args:
+        layer (RNN): a recurrent layer with `stateful=True`; the explorer really runs it.
+        batches (list of array): the batches fed one after another (then again from the first).
+        title (str): the explorer's heading. Default 'State carry-over'.
+        dpi (int): dots per inch of the shown picture. Default 80.
+
+    Example:
+        ```python
+        from rnnbook.state_view import StateExplorer
+        x = np.random.rand(2, 8, 3).astype('float32')
+        ex = StateExplorer(rb.layers.LSTM(4, stateful=True), [x[:, :4], x[:, 4:]])
+        ex.next_batch()                                  # runs batch 1 from the state batch 0 left
+        assert len(ex.batch_traces) == 2 and ex.draws == 2
+        ```
+    """
     def __init__(self, layer, batches, title='State carry-over', dpi=80):
         if not getattr(layer, 'stateful', False):
             raise ValueError(f"Invalid value for argument `layer`: the state carry-over view steps a stateful layer; "
@@ -196,5 +273,23 @@ def marker(self: StateExplorer) -> dict:
 
 # %% ../nbs/34_state_view.ipynb 41
 def state_explorer(layer, batches, title='State carry-over') -> StateExplorer:
-    "Step a stateful `layer` through `batches` with next-batch and reset buttons, next to the stateless run."
+    """Step a stateful `layer` through `batches` with next-batch and reset buttons, next to the stateless run.
+
+    Args:
+        layer (RNN): a recurrent layer with `stateful=True`.
+        batches (list of array): the batches fed one after another, each `(batch, timesteps, features)`.
+        title (str): the explorer's heading. Default 'State carry-over'.
+
+    Returns:
+        StateExplorer: display it in Jupyter or Voilà.
+
+    Example:
+        ```python
+        from rnnbook.state_view import state_explorer
+        x = np.random.rand(2, 8, 3).astype('float32')
+        ex = state_explorer(rb.layers.GRU(4, stateful=True), [x[:, :4], x[:, 4:]])
+        ex.reset()                                       # the next batch starts from zeros
+        assert ex.reset_pending and ex.draws == 2
+        ```
+    """
     return StateExplorer(layer, batches, title)

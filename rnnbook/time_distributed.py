@@ -8,6 +8,7 @@ __all__ = ['folds_time', 'TimeDistributed']
 # %% ../nbs/12_time_distributed.ipynb 4
 import math
 from fastcore.basics import patch
+from .argdocs import document
 from .backend import array_module, flatten, pack_sequence_as, is_nested, map_structure
 from .layer import Layer, serialize_layer, deserialize_layer
 from . import ops
@@ -33,12 +34,41 @@ def _check_mask(mask, shape):
                          f"({shape[0]}, {shape[1]}).")
 
 def folds_time(layer) -> bool:
-    "Whether `layer` acts on each row alone, so `(B, T, ...)` may be folded to `(B*T, ...)` in one call."
+    """Whether `layer` acts on each row alone, so `(B, T, ...)` may be folded to `(B*T, ...)` in one call.
+
+    Args:
+        layer (Layer): The wrapped layer; it says so with `time_distributable = True` (`Dense` does).
+    """
     return bool(getattr(layer, 'time_distributable', False))
 
 # %% ../nbs/12_time_distributed.ipynb 11
 class TimeDistributed(Layer):
-    "Apply `layer` to every time step (axis 1) of the input, with shared weights."
+    """Apply `layer` to every time step (axis 1) of the input, with shared weights.
+
+    Keras' `TimeDistributed`: `y[:, t] = layer(x[:, t])` for every step `t`, with one set of weights and no state
+    between steps. A layer that acts on each row alone (`folds_time`) runs once, on the steps folded into the
+    batch; any other layer runs once per step.
+
+    {args}
+
+    Call arguments:
+        inputs: `(batch, timesteps, ...)` array.
+        training (bool): Training mode, passed to the layer if its `call` takes it.
+        mask: Optional `(batch, timesteps)` mask, passed per step to a layer whose `call` takes one.
+
+    Input shape:
+        `(batch, timesteps, *step_shape)`, at least 3D; the layer sees `(batch, *step_shape)`.
+
+    Output shape:
+        `(batch, timesteps, *output_shape)`, where the layer maps a step to `(batch, *output_shape)`.
+
+    Example:
+        ```python
+        x = np.random.rand(4, 10, 8).astype('float32')
+        y = rb.layers.TimeDistributed(rb.layers.Dense(3))(x)
+        assert y.shape == (4, 10, 3)
+        ```
+    """
     _single_input = True
     _real_input = property(lambda self: self.layer._real_input)   # what the wrapped layer takes
     def __init__(self, layer, **kwargs):
@@ -58,6 +88,8 @@ class TimeDistributed(Layer):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         return cls(deserialize_layer(config.pop('layer'), custom_objects), **config)
+document(TimeDistributed, layer=("Layer", "The layer applied to each step (the same weights at every step)."))
+
 
 # %% ../nbs/12_time_distributed.ipynb 14
 @patch

@@ -9,15 +9,37 @@ __all__ = ['lstm_step', 'gru_step', 'simple_rnn_step', 'STEPS', 'cell_step', 'Tr
 # %% ../nbs/30_traces.ipynb 3
 import numpy as np
 from .backend import to_numpy, flatten, is_nested, map_structure, is_cupy_array, device_of, to_device
-from .cells import SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells
+from .cells import KINDS, SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells
 from .rnn import RNN, mask_step
 from .bidirectional import Bidirectional, merge
+from fastcore.basics import patch
 
 # %% ../nbs/30_traces.ipynb 6
 def _np(a): return None if a is None else to_numpy(a)
 
 def cell_step(cell, x, states):
-    "One step of a built-in cell: `(values, new_states)` as NumPy arrays, from the cell's own `step_values`."
+    """One step of a built-in cell: `(values, new_states)` as NumPy arrays, from the cell's own `step_values`.
+
+    `lstm_step`, `gru_step` and `simple_rnn_step` are other names of this function.
+
+    Args:
+        cell (SimpleRNNCell, GRUCell or LSTMCell): the built cell whose weights compute the step.
+        x (array): the step's input, shape `(batch, features)`.
+        states (list of array): the states before the step, `[h]` or `[h, c]` (LSTM), each `(batch, units)`.
+
+    Returns:
+        tuple: `values` (dict: name -> `(batch, units)` array, e.g. `'f'` the forget gate) and the new states.
+
+    Example:
+        ```python
+        from rnnbook.traces import cell_step
+        cell = rb.layers.LSTMCell(3)
+        cell.build((None, 2))                            # 2 input features
+        x_t, h0 = np.ones((4, 2), 'float32'), np.zeros((4, 3), 'float32')
+        values, (h, c) = cell_step(cell, x_t, [h0, h0])  # the states [h, c]
+        assert values['f'].shape == h.shape == c.shape == (4, 3)   # the forget gate, (batch, 3)
+        ```
+    """
     w = cell.kernel.value
     if is_cupy_array(w): x, states = to_device(x, device_of(w)), [to_device(s, device_of(w)) for s in states]
     values, new = cell.step_values(x, list(states))
@@ -28,12 +50,35 @@ STEPS = {c: (c.kind.key, cell_step) for c in (LSTMCell, GRUCell, SimpleRNNCell)}
 
 # %% ../nbs/30_traces.ipynb 10
 class Trace:
-    "What a recurrent layer computed at each step: `values[name]` arrays `(B, T, units)` in the input's time order."
+    """What a recurrent layer computed at each step: `values[name]` arrays `(B, T, units)` in the input's time order.
+
+    `rb.trace(layer, x)` makes one; the pictures read it. `trace['f']` is `trace.values['f']`.
+
+    Args:
+        kind (str): the cell's kind key: `'lstm'`, `'gru'`, `'simple_rnn'`, or `'stacked'` for stacked cells.
+        values (dict): name -> array `(B, T, units)`: the gates, candidates and states at every input step.
+        mask (array): `(B, T)` bool, True where a step was real (not padding).
+        order (array): the input steps in the order the layer processed them (reversed for `go_backwards`).
+        outputs (array or list): the layer's own output, as it returned it; None if not recorded.
+        initial_states (list of array): the states before the first step, or None.
+        final_states (list of array): the states after the last step, or None.
+        layer_name (str): the traced layer's name. Default ''.
+        cells (list of Trace): one trace per cell of a stacked layer; None (empty) otherwise. Default None.
+
+    Example:
+        ```python
+        x = np.random.rand(2, 5, 3).astype('float32')
+        tr = rb.trace(rb.layers.LSTM(4), x)
+        assert tr['f'].shape == (2, 5, 4)                # (batch, time, 4): the forget gate
+        assert tr.kind == 'lstm' and 'c' in tr.names     # also the cell state
+        ```
+    """
     def __init__(self, kind, values, mask, order, outputs, initial_states, final_states, layer_name='', cells=None):
         self.kind, self.values, self.mask, self.order = kind, values, mask, order
         self.updated = mask.copy()
         self.outputs, self.initial_states, self.final_states = outputs, initial_states, final_states
         self.layer_name, self.cells = layer_name, cells or []
+        self.layer_class = ''                                  # the traced layer's class name; `trace` sets it
 
     def __getitem__(self, name): return self.values[name]
     @property
@@ -132,7 +177,29 @@ def _check(expected, got, what):
 
 # %% ../nbs/30_traces.ipynb 28
 def trace(layer, x, mask=None, initial_state=None):
-    "Replay `layer` on `x` step by step, recording gates and states; asserts the replay equals `layer(x)`."
+    """Replay `layer` on `x` step by step, recording gates and states; asserts the replay equals `layer(x)`.
+
+    Args:
+        layer (RNN): a SimpleRNN, GRU or LSTM layer, an `RNN` of their cells (stacked too), or a `Bidirectional`
+            of one (then the result is a `BidirectionalTrace`). Built on `x` if it is not built yet.
+        x (array): the input, shape `(batch, timesteps, features)`.
+        mask (array): `(batch, timesteps)` bool, False at the steps to skip (padding). Default None: no mask.
+        initial_state (list of array): the states before the first step. Default None: zeros, or a stateful
+            layer's current states (which the trace does not change).
+
+    Returns:
+        Trace: every gate and state at every step, by input time.
+
+    Example:
+        ```python
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        tr = rb.trace(rb.layers.GRU(4), x, mask=mask)
+        z = tr['z'][0, :, 3]                             # the update gate of unit 3 of sample 0
+        assert z.shape == (5,) and ((0 < z) & (z < 1)).all()
+        assert (tr['h'][1, 4] == tr['h'][1, 2]).all()    # masked steps carry the state over
+        ```
+    """
     if isinstance(layer, Bidirectional): return trace_bidirectional(layer, x, mask, initial_state)
     if not isinstance(layer, RNN):
         raise ValueError(f"Invalid value for argument `layer`: expected a recurrent layer (SimpleRNN, GRU, LSTM, RNN "
@@ -154,12 +221,49 @@ def trace(layer, x, mask=None, initial_state=None):
     if len(cells) == 1:
         t = traces[0]
         t.outputs, t.initial_states, t.final_states, t.layer_name = outputs, initial_state, finals, layer.name
-        return t
-    return Trace('stacked', traces[-1].values, m, order, outputs, initial_state, finals, layer.name, cells=traces)
+    else: t = Trace('stacked', traces[-1].values, m, order, outputs, initial_state, finals, layer.name, cells=traces)
+    t.layer_class = type(layer).__name__
+    return t
 
-# %% ../nbs/30_traces.ipynb 38
+
+# %% ../nbs/30_traces.ipynb 35
+@patch(as_prop=True)
+def description(self: Trace) -> str:
+    "The traced layer in words, for the pictures' titles: class, name, units (and the cells it runs)."
+    name = lambda t: KINDS[t.kind].name                                # 'LSTM', 'GRU', 'SimpleRNN'
+    if self.cells:
+        cells = ' + '.join(f"{name(c)}({c['h'].shape[-1]})" for c in self.cells)
+        return f"{self.layer_class or 'RNN'} layer {self.layer_name!r} of stacked cells {cells}"
+    cls = self.layer_class or name(self)
+    cell = '' if cls == name(self) else f' of a {name(self)} cell'      # RNN(LSTMCell(...))
+    return f"{cls} layer {self.layer_name!r}{cell}, {self['h'].shape[-1]} units"
+
+
+# %% ../nbs/30_traces.ipynb 41
 class BidirectionalTrace:
-    "The traces of both directions of a `Bidirectional` layer, aligned on the input's time steps, and the merge."
+    """The traces of both directions of a `Bidirectional` layer, aligned on the input's time steps, and the merge.
+
+    `rb.trace(bidirectional_layer, x)` makes one.
+
+    Args:
+        forward (Trace): the forward layer's trace.
+        backward (Trace): the backward layer's trace, stored by input time like the forward one.
+        forward_output (array): the forward output, `(B, T, units)` (or `(B, units)` without sequences).
+        backward_output (array): the backward output in the input's time order.
+        merged (array or list): the layer's merged output (a pair for `merge_mode=None`).
+        merge_mode (str): the layer's `merge_mode`: 'concat', 'sum', 'mul', 'ave' or None.
+        mask (array): `(B, T)` bool, True at the real steps.
+        layer_name (str): the `Bidirectional` layer's name.
+
+    Example:
+        ```python
+        x = np.random.rand(2, 5, 3).astype('float32')
+        bi = rb.layers.Bidirectional(rb.layers.LSTM(4, return_sequences=True))
+        bt = rb.trace(bi, x)
+        assert bt.merge('sum').shape == (2, 5, 4)        # (batch, time, 4)
+        assert bt.merge('concat').shape == (2, 5, 8)
+        ```
+    """
     def __init__(self, forward, backward, forward_output, backward_output, merged, merge_mode, mask, layer_name):
         self.forward, self.backward = forward, backward
         self.forward_output, self.backward_output = forward_output, backward_output
@@ -170,13 +274,41 @@ class BidirectionalTrace:
         "The merged output under another `merge_mode` (the picture's selector): concat, sum, mul, ave or None."
         return merge(self.forward_output, self.backward_output, mode)
 
+    @property
+    def description(self) -> str:
+        "The layer in words, for the pictures' titles: `Bidirectional layer 'name' over LSTM(8)`."
+        fw = self.forward
+        inner = fw.layer_class or KINDS[fw.kind].name
+        return f"Bidirectional layer {self.layer_name!r} over {inner}({fw['h'].shape[-1]})"
+
     def __repr__(self):
         return f"<BidirectionalTrace of {self.layer_name!r}: {self.forward.kind} x 2, merge_mode={self.merge_mode!r}>"
 
 
-# %% ../nbs/30_traces.ipynb 41
+# %% ../nbs/30_traces.ipynb 44
 def trace_bidirectional(layer, x, mask=None, initial_state=None):
-    "Trace both directions of `layer` (a `Bidirectional`) and check the merge equals the layer's output."
+    """Trace both directions of `layer` (a `Bidirectional`) and check the merge equals the layer's output.
+
+    Args:
+        layer (Bidirectional): the wrapper of a SimpleRNN, GRU, LSTM or RNN layer; built on `x` if needed.
+        x (array): the input, shape `(batch, timesteps, features)`.
+        mask (array): `(batch, timesteps)` bool, False at padding. Default None: no mask.
+        initial_state (list of array): the forward states then the backward states. Default None: zeros.
+
+    Returns:
+        BidirectionalTrace: both directions' traces by input time, their outputs and the merge.
+
+    Example:
+        ```python
+        from rnnbook.traces import trace_bidirectional
+        x = np.random.rand(2, 5, 3).astype('float32')
+        mask = np.arange(5) < np.array([[5], [3]])       # lengths 5 and 3
+        bi = rb.layers.Bidirectional(rb.layers.GRU(4, return_sequences=True))
+        bt = trace_bidirectional(bi, x, mask)
+        h = bt.backward['h'][:, 0]                       # the backward state after step 0, its last
+        assert np.allclose(h, bt.backward.final_states[0])
+        ```
+    """
     x = to_numpy(x)
     if not layer.built: _call_without_side_effects(layer, x, mask=mask)
     fw_state = bw_state = None
@@ -197,15 +329,52 @@ def trace_bidirectional(layer, x, mask=None, initial_state=None):
     return BidirectionalTrace(fw, bw, y, y_rev, merged, layer.merge_mode, m, layer.name)
 
 
-# %% ../nbs/30_traces.ipynb 44
+# %% ../nbs/30_traces.ipynb 47
 class BatchTrace:
-    "One call of a stateful layer: the states entering and leaving it, whether a reset preceded it, its trace."
+    """One call of a stateful layer: the states entering and leaving it, whether a reset preceded it, its trace.
+
+    Args:
+        index (int): the batch's position in the stream (0 for the first).
+        trace (Trace): the trace of the layer on this batch.
+        state_in (list of array): the states the batch started from.
+        state_out (list of array): the states the batch left in the layer.
+        reset (bool): whether the layer's states were reset just before this batch.
+
+    Example:
+        ```python
+        from rnnbook.traces import trace_batches
+        x = np.random.rand(2, 8, 3).astype('float32')
+        bt = trace_batches(rb.layers.GRU(4, stateful=True), [x[:, :4], x[:, 4:]], resets=(1,))[1]
+        assert bt.reset and not bt.state_in[0].any()     # reset before batch 1: starts from zeros
+        assert bt.state_out[0].shape == (2, 4)
+        ```
+    """
     def __init__(self, index, trace, state_in, state_out, reset):
         self.index, self.trace, self.state_in, self.state_out, self.reset = index, trace, state_in, state_out, reset
     def __repr__(self): return f"<BatchTrace {self.index}: reset={self.reset}>"
 
 def trace_batches(layer, batches, resets=()):
-    "Run a stateful `layer` over consecutive `batches` (resetting before the indices in `resets`); a trace per batch."
+    """Run a stateful `layer` over consecutive `batches` (resetting before the indices in `resets`); a trace per batch.
+
+    The layer really runs: afterwards its states are where the last batch left them.
+
+    Args:
+        layer (RNN): a recurrent layer with `stateful=True`.
+        batches (list of array): consecutive batches, each `(batch, timesteps, features)`.
+        resets (tuple of int): the indices of the batches before which `layer.reset_state()` is called.
+            Default (): none.
+
+    Returns:
+        list of BatchTrace: one per batch, in order.
+
+    Example:
+        ```python
+        from rnnbook.traces import trace_batches
+        x = np.random.rand(2, 8, 3).astype('float32')
+        bts = trace_batches(rb.layers.LSTM(4, stateful=True), [x[:, :4], x[:, 4:]])
+        assert np.allclose(bts[1].state_in[0], bts[0].state_out[0])   # the h that batch 0 left
+        ```
+    """
     if not getattr(layer, 'stateful', False):
         raise ValueError(f"Invalid value for argument `layer`: trace_batches follows the state of a stateful layer; "
                          f"layer {layer.name!r} has stateful=False.")

@@ -17,9 +17,35 @@ from .autodiff import GradientTape, is_traced
 from .callbacks import CallbackList
 from .data import (ArrayBatches, SourceBatches, is_batch_source, _batches_for, _source_only, _standardize,
                           _num_samples, _some_samples, _take, _split_validation, _unpack_validation, _concat,
-                          _class_weights)
+                          _class_weights, _DATA_ARGS)
+from .argdocs import document
 
 # %% ../nbs/21c_training.ipynb 6
+_COMPILE_ARGS = {
+    'optimizer': ("str or Optimizer", "A name (`'adam'`, `'rmsprop'`) or an `rb.optimizers` object."),
+    'loss': ("str, callable or Loss", "A name (`'mse'`), a function `f(y_true, y_pred)` or an `rb.losses` "
+             "object; for several outputs a list (output order) or a dict by output name."),
+    'loss_weights': ("float, list or dict", "Weight of each output's loss in the total; `None`: 1 each."),
+    'metrics': ("list or dict", "Names (`'accuracy'`, `'mae'`) or `rb.metrics` objects; for several outputs a "
+                "list of lists or a dict by output name."),
+    'weighted_metrics': ("list or None", "Must stay empty: `sample_weight` reaches every metric already."),
+    'run_eagerly': ("bool", "Keras' option, accepted and unused: rnnbook always runs eagerly."),
+    'steps_per_execution': ("int", "Keras' option, accepted and unused: one batch per step."),
+    'jit_compile': ("str or bool", "Keras' option, accepted and unused: nothing is compiled."),
+    'auto_scale_loss': ("bool", "Keras' option, accepted and unused: no mixed-precision loss scaling."),
+}
+_LOOP_ARGS = {
+    'epochs': ("int", "Train until epoch `epochs` (from `initial_epoch`, so `epochs - initial_epoch` run)."),
+    'verbose': ("str or int", "`'auto'` or 1: a progress bar; 2: one line per epoch; 0: silent."),
+    'callbacks': ("list or None", "`rb.callbacks` objects, called around training, epochs and batches."),
+    'initial_epoch': ("int", "The epoch to start at (to resume an earlier training)."),
+    'validation_freq': ("int", "Validate after every `validation_freq`-th epoch."),
+    'return_dict': ("bool", "Return the logs as a dict, not a scalar or a list in `metrics_names` order."),
+}
+_BATCH_ARGS = {'x': ("array or nest of arrays", "One batch of inputs."),
+               'y': ("array, nest or None", "Its targets."), 'sample_weight': ("array or None", "Its weights.")}
+
+# %% ../nbs/21c_training.ipynb 9
 class Mean:
     "A running mean weighted by counts: the epoch averages of `loss` and per-output losses."
     def __init__(self, name): self.name, self.total, self.count = name, 0., 0.
@@ -27,6 +53,7 @@ class Mean:
         self.total += float(value) * float(sample_weight); self.count += float(sample_weight)
     def result(self): return self.total / self.count if self.count else 0.
     def reset_state(self): self.total, self.count = 0., 0.
+document(Mean, name=('str', 'The name it is logged under.'))
 
 def _per_output(spec, names, what):
     "Spread a compile argument over the outputs: one value for all, a list in output order, or a dict by name."
@@ -49,7 +76,7 @@ def _per_output(spec, names, what):
         return list(spec)
     return [spec] * len(names)
 
-# %% ../nbs/21c_training.ipynb 9
+# %% ../nbs/21c_training.ipynb 12
 def _resolve_loss(identifier):
     "A loss object: names and plain functions are wrapped as Keras' `compile` wraps them (None: no loss)."
     if identifier is None: return None
@@ -79,7 +106,7 @@ def _resolve_metric(identifier, y_true, y_pred, loss):
     "A metric object named as Keras names it; `'accuracy'` picks binary, categorical or sparse from the shapes."
     return metrics_module.get_metric(identifier, tuple(y_true.shape), tuple(y_pred.shape), loss)
 
-# %% ../nbs/21c_training.ipynb 12
+# %% ../nbs/21c_training.ipynb 15
 class CompiledObjectives:
     "The losses and metrics of a compiled model, resolved per output on the first batch."
     def __init__(self, loss, loss_weights, metrics):
@@ -125,8 +152,9 @@ class CompiledObjectives:
             raise ValueError(f"Invalid value for argument `y`: the loss or metrics of output(s) {missing} need targets, "
                              "received None.")
         return flat
+document(CompiledObjectives, **_COMPILE_ARGS)
 
-# %% ../nbs/21c_training.ipynb 15
+# %% ../nbs/21c_training.ipynb 18
 def _detach(y):
     "The array of a (traced) model output, with its mask."
     a = unwrap(y)
@@ -173,7 +201,7 @@ def results(self: CompiledObjectives) -> dict:
 def reset(self: CompiledObjectives):
     for _, m in self.trackers: m.reset_state()
 
-# %% ../nbs/21c_training.ipynb 18
+# %% ../nbs/21c_training.ipynb 21
 def _check_count(name, value, minimum=1, allow_none=True):
     "`value` as an int >= `minimum` (or None), else a ValueError naming the argument."
     if value is None and allow_none: return None
@@ -188,7 +216,7 @@ def _check_verbose(verbose):
     return verbose
 
 
-# %% ../nbs/21c_training.ipynb 21
+# %% ../nbs/21c_training.ipynb 24
 class Trainer:
     "compile / fit / evaluate / predict and the *_on_batch steps (mixed into `Model`)."
     def _init_trainer(self):
@@ -197,7 +225,12 @@ class Trainer:
 
     def compile(self, optimizer='rmsprop', loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile='auto', auto_scale_loss=True):
-        "Choose the optimizer, loss(es), loss weights and metrics (Keras 3 signature)."
+        """Choose the optimizer, loss(es), loss weights and metrics (Keras 3 signature).
+
+        Every name is resolved here, so that a typo fails now, not on the first batch.
+
+        {args}
+        """
         if weighted_metrics:
             raise ValueError("Invalid value for argument `weighted_metrics`: rnnbook passes `sample_weight` to every "
                              "metric; give them in `metrics`.")
@@ -248,8 +281,11 @@ class Trainer:
     def _saved_states(self) -> list:
         "`(variable, value)` of every stateful RNN state in the model, to put back after an error."
         return [(v, v.value.copy()) for v in self._state_variables()]
+document(Trainer, args=('tuple', 'Unused: `Model.__init__` calls `_init_trainer()`.'),
+         kwargs=('dict', 'Unused.'))
+document(Trainer.compile, **_COMPILE_ARGS)
 
-# %% ../nbs/21c_training.ipynb 24
+# %% ../nbs/21c_training.ipynb 27
 @patch
 def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
     "Stateful layers need every batch of the same size, so that no batch fails after others changed the model."
@@ -263,7 +299,7 @@ def _check_stateful_batches(self: Trainer, n, batch_size, steps=None):
                              f"of {expected or batch_size} samples and a number of samples divisible by it; "
                              f"received batch_size={batch_size} for {n} samples.")
 
-# %% ../nbs/21c_training.ipynb 27
+# %% ../nbs/21c_training.ipynb 30
 @patch
 def _optimizer_snapshot(self: Trainer):
     "The optimizer's attributes, with copies of its containers (slots created later are then dropped)."
@@ -297,7 +333,7 @@ def _guarded(self: Trainer, step, *args):
                 if not built and self._objectives is not None: self._objectives.built = False
             raise
 
-# %% ../nbs/21c_training.ipynb 30
+# %% ../nbs/21c_training.ipynb 33
 @patch
 def _objectives_for(self: Trainer, y, y_pred):
     if not self._objectives.built: self._objectives.build(y, y_pred, getattr(self, 'output_names', None))
@@ -326,6 +362,7 @@ def train_step(self: Trainer, x, y, sample_weight=None):
     grads = tape.gradient(loss, weights)
     objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))   # may fail: before the update
     self.optimizer.apply_gradients(zip(grads, weights))      # also applies the weights' constraints
+document(Trainer.train_step, **_BATCH_ARGS)
 
 @patch
 def test_step(self: Trainer, x, y, sample_weight=None):
@@ -334,13 +371,16 @@ def test_step(self: Trainer, x, y, sample_weight=None):
     objectives = self._objectives_for(y, y_pred)
     loss, per_output = objectives.compute_loss(y, y_pred, sample_weight, self._regularization_losses())
     objectives.update(y, y_pred, sample_weight, loss, per_output, _num_samples(x))
+document(Trainer.test_step, **_BATCH_ARGS)
 
 @patch
 def predict_step(self: Trainer, x):
+    "The outputs on one batch at inference, detached from any tape (`predict` calls it per batch)."
     y = self(x, training=False)
     return map_structure(_detach, y) if is_nested(y) else _detach(y)
+document(Trainer.predict_step, **_BATCH_ARGS)
 
-# %% ../nbs/21c_training.ipynb 33
+# %% ../nbs/21c_training.ipynb 36
 @patch
 def _check_validation(self: Trainer, x, y, sample_weight, batch_size):
     "The loss on the first validation batch before training: bad validation data fails before any update."
@@ -366,7 +406,7 @@ def _fit_restore(self: Trainer, snapshot):
     if layers is not None: self._restore(layers)        # weights created meanwhile too
     for v, value in values: v.assign(value)
 
-# %% ../nbs/21c_training.ipynb 36
+# %% ../nbs/21c_training.ipynb 39
 @patch
 def _epoch_batches(self: Trainer, batches):
     "`(step, (x, y, sample_weight))` of one epoch; a generator's batches meet a stateful model's check one by one."
@@ -397,7 +437,11 @@ def _test_loop(self: Trainer, batches, callbacks=None):
 @patch
 def evaluate(self: Trainer, x=None, y=None, batch_size=None, verbose='auto', sample_weight=None, steps=None,
              callbacks=None, return_dict=False):
-    "The loss and metrics on `(x, y)` (or a generator's batches), at inference: a scalar, a list or a dict."
+    """The loss and metrics on `(x, y)` (or a generator's batches), at inference: a scalar, a list or a dict.
+
+    Returns:
+        The loss alone, or `[loss, *metrics]` in `metrics_names` order; a dict with `return_dict`.
+    """
     self._assert_compiled('evaluate')
     batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
     verbose = _check_verbose(verbose)
@@ -406,8 +450,9 @@ def evaluate(self: Trainer, x=None, y=None, batch_size=None, verbose='auto', sam
         callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
     logs = self._test_loop(batches, callbacks)
     return logs if return_dict else self._flatten_logs(logs)
+document(Trainer.evaluate, **_DATA_ARGS, **_LOOP_ARGS)
 
-# %% ../nbs/21c_training.ipynb 39
+# %% ../nbs/21c_training.ipynb 42
 @patch
 def _fit_batches(self: Trainer, x, y, sample_weight, class_weight, batch_size, steps, shuffle, validation_split,
                  validation_data, validation_batch_size, validation_steps):
@@ -430,12 +475,23 @@ def _fit_batches(self: Trainer, x, y, sample_weight, class_weight, batch_size, s
     if is_batch_source(validation_data): return train, SourceBatches(validation_data, validation_steps)
     return train, ArrayBatches(*_unpack_validation(validation_data), val_size, validation_steps)
 
-# %% ../nbs/21c_training.ipynb 41
+# %% ../nbs/21c_training.ipynb 44
 @patch
 def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto', callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-    "Train for `epochs` epochs on arrays or a generator/iterable of batches; returns the `History` (Keras 3)."
+    """Train for `epochs` epochs on arrays or a generator/iterable of batches; returns the `History` (Keras 3).
+
+    Example:
+        ```python
+        x, y = np.random.rand(8, 5, 3).astype('float32'), np.random.rand(8, 1).astype('float32')
+        model = rb.Sequential([rb.Input((5, 3)), rb.layers.LSTM(4), rb.layers.Dense(1)])
+        model.compile(optimizer='adam', loss='mse', metrics=['mae'])
+        history = model.fit(x, y, batch_size=4, epochs=2, validation_split=0.25, verbose=0)
+        assert sorted(history.history) == ['loss', 'mae', 'val_loss', 'val_mae']
+        assert len(model.evaluate(x, y, verbose=0)) == 2 and model.predict(x, verbose=0).shape == (8, 1)
+        ```
+    """
     self._assert_compiled('fit')
     batch_size, epochs = _check_count('batch_size', batch_size), _check_count('epochs', epochs, 0, False)
     initial_epoch = _check_count('initial_epoch', initial_epoch, 0, False)
@@ -476,11 +532,16 @@ def fit(self: Trainer, x=None, y=None, batch_size=None, epochs=1, verbose='auto'
         raise
     callbacks.on_train_end(logs)
     return self.history
+document(Trainer.fit, **_DATA_ARGS, **_LOOP_ARGS)
 
-# %% ../nbs/21c_training.ipynb 44
+# %% ../nbs/21c_training.ipynb 47
 @patch
 def predict(self: Trainer, x, batch_size=None, verbose='auto', steps=None, callbacks=None):
-    "The outputs on `x` (or a generator's batches) at inference, batch by batch, concatenated."
+    """The outputs on `x` (or a generator's batches) at inference, batch by batch, concatenated.
+
+    Returns:
+        An array (or a list of arrays, one per output) with one row per sample.
+    """
     batch_size, steps = _check_count('batch_size', batch_size), _check_count('steps', steps)
     verbose = _check_verbose(verbose)
     batches = _batches_for(x, batch_size=batch_size, steps=steps)
@@ -504,8 +565,9 @@ def predict(self: Trainer, x, batch_size=None, verbose='auto', steps=None, callb
     flat = [flatten(o) if is_nested(o) else [o] for o in outputs]
     joined = [_concat([f[i] for f in flat]) for i in range(len(flat[0]))]
     return pack_sequence_as(outputs[0], joined) if is_nested(outputs[0]) else joined[0]
+document(Trainer.predict, **_DATA_ARGS, **_LOOP_ARGS)
 
-# %% ../nbs/21c_training.ipynb 47
+# %% ../nbs/21c_training.ipynb 50
 @patch
 def train_on_batch(self: Trainer, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
     "One training step on one batch; returns the loss (and metrics) of that batch."
@@ -517,6 +579,7 @@ def train_on_batch(self: Trainer, x, y=None, sample_weight=None, class_weight=No
     self._guarded(self.train_step, x, y, sample_weight)
     logs = self.get_metrics_result()
     return logs if return_dict else self._flatten_logs(logs)
+document(Trainer.train_on_batch, **{**_DATA_ARGS, **_LOOP_ARGS, **_BATCH_ARGS})
 
 @patch
 def test_on_batch(self: Trainer, x, y=None, sample_weight=None, return_dict=False):
@@ -528,8 +591,10 @@ def test_on_batch(self: Trainer, x, y=None, sample_weight=None, return_dict=Fals
     self._guarded(self.test_step, x, y, sample_weight)
     logs = self.get_metrics_result()
     return logs if return_dict else self._flatten_logs(logs)
+document(Trainer.test_on_batch, **_BATCH_ARGS, **_LOOP_ARGS)
 
 @patch
 def predict_on_batch(self: Trainer, x):
     "The outputs on one batch at inference."
     return self.predict_step(_standardize(x))
+document(Trainer.predict_on_batch, **_BATCH_ARGS)

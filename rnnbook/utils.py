@@ -11,6 +11,7 @@ __all__ = ['torch_key', 'gru_keras_to_torch_order', 'gru_torch_to_keras_order', 
 import re
 from collections import namedtuple
 import numpy as np
+from .argdocs import document
 from .backend import array_module, to_numpy, unwrap
 from .activations import serialize as activation_name
 from .cells import KINDS, kind_named
@@ -18,6 +19,18 @@ from .data import pad_sequences, timeseries_dataset_from_array, unpack_x_y_sampl
 _all_ = ['pad_sequences', 'timeseries_dataset_from_array', 'unpack_x_y_sample_weight']   # `rb.utils.X`, as `keras.utils.X`
 
 # %% ../nbs/13a_utils.ipynb 6
+_TORCH_ARGS = {   # the arguments the conversions share
+    'kind': ("str", "`'SimpleRNN'`, `'GRU'` or `'LSTM'`: the recurrent layer's kind."),
+    'layer': ("int", "Index of the layer in a stacked torch module (the `l0` of `weight_ih_l0`)."),
+    'reverse': ("bool", "The backward direction of a bidirectional module (the `_reverse` keys)."),
+    'state_dict': ("dict", "A torch module's `state_dict()` (tensors or arrays), or a dict of arrays."),
+    'w': ("array", "A kernel, recurrent kernel or bias whose last axis (or `axis`) holds the 3 gate blocks."),
+    'axis': ("int", "The axis of the gate blocks."),
+    'weights': ("list of arrays", "`[kernel, recurrent_kernel, bias]` (the bias may be absent for Keras')."),
+    'layers': ("Layer or list", "A recurrent layer, a direction pair (`Bidirectional`, or an object with "
+               "`forward_layer` and `backward_layer`), or a list of them: the layers of one torch module."),
+}
+
 _GATES = {k.name: len(k.gates) for k in KINDS.values()}     # gate blocks per kind, from the cells' kinds
 
 def _kind(kind):
@@ -31,25 +44,62 @@ def _array(w) -> np.ndarray:
     return to_numpy(w)
 
 def torch_key(name, layer=0, reverse=False) -> str:
-    "PyTorch's `state_dict` key of array `name` (`'weight_ih'`, ...) of layer `layer` and direction."
+    """PyTorch's `state_dict` key of array `name` (`'weight_ih'`, ...) of layer `layer` and direction.
+
+    Example:
+        ```python
+        assert rb.utils.torch_key('weight_hh', 1, reverse=True) == 'weight_hh_l1_reverse'
+        ```
+    """
     return f"{name}_l{layer}{'_reverse' if reverse else ''}"
+document(torch_key, **_TORCH_ARGS,
+         name=('str', "`'weight_ih'`, `'weight_hh'`, `'bias_ih'` or `'bias_hh'`."))
 
 def gru_keras_to_torch_order(w, axis=-1):
-    "Reorder GRU gate blocks along `axis` from Keras' (z, r, h) to PyTorch's (r, z, n) (`GRUCell.kind.torch_gates`)."
+    """Reorder GRU gate blocks along `axis` from Keras' (z, r, h) to PyTorch's (r, z, n) (`GRUCell.kind.torch_gates`).
+
+    Example:
+        ```python
+        w = np.arange(6).reshape(1, 6)              # blocks z, r, h of 2 units each
+        assert rb.utils.gru_keras_to_torch_order(w).tolist() == [[2, 3, 0, 1, 4, 5]]
+        assert (rb.utils.gru_torch_to_keras_order(rb.utils.gru_keras_to_torch_order(w)) == w).all()
+        ```
+    """
     blocks = np.split(np.asarray(w), 3, axis=axis)
     return np.concatenate([blocks[k] for k in kind_named('GRU').torch_gates], axis=axis)
+document(gru_keras_to_torch_order, **_TORCH_ARGS)
 
 def gru_torch_to_keras_order(w, axis=-1):
     "Reorder GRU gate blocks along `axis` from PyTorch's (r, z, n) to Keras' (z, r, h)."
     blocks, order = np.split(np.asarray(w), 3, axis=axis), kind_named('GRU').torch_gates
     return np.concatenate([blocks[order.index(k)] for k in range(3)], axis=axis)
+document(gru_torch_to_keras_order, **_TORCH_ARGS)
 
 def _same(w, axis=-1): return np.asarray(w)
 
 
 # %% ../nbs/13a_utils.ipynb 9
 def torch_weights(kind, kernel, recurrent_kernel, bias=None, layer=0, reverse=False) -> dict:
-    "PyTorch's `state_dict` arrays (`weight_ih_l0`, ...) for Keras-layout weights of a SimpleRNN, GRU or LSTM."
+    """PyTorch's `state_dict` arrays (`weight_ih_l0`, ...) for Keras-layout weights of a SimpleRNN, GRU or LSTM.
+
+    Keras keeps `kernel` `(input_dim, g * units)` and applies `x @ kernel`; PyTorch keeps
+    `weight_ih` `(g * units, input_dim)` and applies `weight_ih @ x`: the kernels are
+    transposed, and a GRU's gate blocks reordered. A GRU converts only with `reset_after=True`,
+    whose two bias rows are `bias_ih` and `bias_hh`; an LSTM's single bias becomes `bias_ih`
+    beside a zero `bias_hh`.
+
+    {args}
+
+    Returns:
+        `{key: array}` for the keys of one layer and direction.
+
+    Example:
+        ```python
+        K, R, b = np.ones((3, 8)), np.ones((2, 8)), np.zeros(8)          # an LSTM of 2 units on 3 features
+        sd = rb.utils.torch_weights('LSTM', K, R, b)
+        assert sd['weight_ih_l0'].shape == (8, 3) and sd['weight_hh_l0'].shape == (8, 2)
+        ```
+    """
     kind = _kind(kind)
     key = lambda name: torch_key(name, layer, reverse)
     kernel, recurrent_kernel = _array(kernel), _array(recurrent_kernel)
@@ -66,6 +116,9 @@ def torch_weights(kind, kernel, recurrent_kernel, bias=None, layer=0, reverse=Fa
         else:
             out[key('bias_ih')], out[key('bias_hh')] = bias.copy(), np.zeros_like(bias)
     return out
+document(torch_weights, **_TORCH_ARGS, kernel=('array', '`(input_dim, g * units)`.'),
+         recurrent_kernel=('array', '`(units, g * units)`.'),
+         bias=('array or None', '`(g * units,)`, or `(2, 3 * units)` for a GRU; `None`: no biases.'))
 
 def _get(state_dict, key) -> np.ndarray:
     if key not in state_dict:
@@ -79,6 +132,7 @@ def torch_biases(kind, state_dict, layer=0, reverse=False):
     if key('bias_ih') not in state_dict and key('bias_hh') not in state_dict: return None
     order = gru_torch_to_keras_order if kind == 'GRU' else _same
     return order(_get(state_dict, key('bias_ih'))), order(_get(state_dict, key('bias_hh')))
+document(torch_biases, **_TORCH_ARGS)
 
 def keras_weights(kind, state_dict, layer=0, reverse=False) -> list:
     "Keras-layout `[kernel, recurrent_kernel(, bias)]` of one layer and direction of a PyTorch `state_dict`."
@@ -92,6 +146,7 @@ def keras_weights(kind, state_dict, layer=0, reverse=False) -> list:
         b_ih, b_hh = biases
         out.append(np.stack([b_ih, b_hh]) if kind == 'GRU' else b_ih + b_hh)
     return out
+document(keras_weights, **_TORCH_ARGS)
 
 
 # %% ../nbs/13a_utils.ipynb 12
@@ -131,7 +186,20 @@ def _kernels(layout, kind, K, R):
 
 # %% ../nbs/13a_utils.ipynb 15
 def cudnn_to_keras(kind, weights) -> list:
-    "`[kernel, recurrent_kernel, bias]` of `LSTM` / `GRU(reset_after=True)` equal to Keras 2 `CuDNNLSTM`/`CuDNNGRU` weights."
+    """`[kernel, recurrent_kernel, bias]` of `LSTM` / `GRU(reset_after=True)` equal to Keras 2 `CuDNNLSTM`/`CuDNNGRU` weights.
+
+    A CuDNN layer keeps two bias vectors (input and recurrent) in one `(2 * g * units,)` array:
+    an LSTM's are summed, a GRU's become the two rows of `reset_after=True`'s bias.
+
+    {args}
+
+    Example:
+        ```python
+        K, R, b = np.ones((3, 8)), np.ones((2, 8)), np.ones(16)          # CuDNNLSTM: 2 units, 3 features
+        kernel, recurrent, bias = rb.utils.cudnn_to_keras('LSTM', [K, R, b])
+        assert bias.shape == (8,) and (bias == 2).all()                   # the two biases summed
+        ```
+    """
     kind = _cudnn_kind(kind)
     weights = list(weights)
     if len(weights) != 3:
@@ -144,6 +212,7 @@ def cudnn_to_keras(kind, weights) -> list:
     recurrent = _gatewise(xp, R, g, lambda r: r.T)
     bias = b[:g * U] + b[g * U:] if kind == 'LSTM' else b.reshape(2, g * U)
     return [xp.ascontiguousarray(a) for a in (kernel, recurrent, bias)]
+document(cudnn_to_keras, **_TORCH_ARGS)
 
 def keras_to_cudnn(kind, weights) -> list:
     "Keras 2 `CuDNNLSTM`/`CuDNNGRU` `[kernel, recurrent_kernel, bias]` from `LSTM` / `GRU(reset_after=True)` weights."
@@ -169,6 +238,7 @@ def keras_to_cudnn(kind, weights) -> list:
     kernel = _gatewise(xp, K, g, lambda k: k.T.reshape(D, U))           # the bytes of Wᵀ's transpose, block-shaped
     recurrent = _gatewise(xp, R, g, lambda r: r.T)
     return [xp.ascontiguousarray(a) for a in (kernel, recurrent, b)]
+document(keras_to_cudnn, **_TORCH_ARGS)
 
 
 # %% ../nbs/13a_utils.ipynb 19
@@ -193,6 +263,7 @@ def convertible_kind(layer) -> str:
     if 'reset_after' in wrong:
         raise ValueError(f"PyTorch's {kind.name} is Keras' {kind.name} with `reset_after=True`; received reset_after=False.")
     return kind.name
+document(convertible_kind, layer=('Layer', 'A recurrent layer.'))
 
 def _info(layer) -> _Info:
     kind = convertible_kind(layer)
@@ -256,13 +327,28 @@ def _layer_from_torch(info, state_dict, k, reverse) -> list:
     return keras_to_cudnn(info.kind, [K, R])[:2] + [np.concatenate([b_ih, b_hh])]
 
 def to_torch(layers) -> dict:
-    "The `state_dict` arrays of the `torch.nn` module equal to `layers`: a layer, a direction pair, or a list of them."
+    """The `state_dict` arrays of the `torch.nn` module equal to `layers`: a layer, a direction pair, or a list of them.
+
+    `from_torch` is its inverse; `torch_module` builds the module itself.
+
+    {args}
+
+    Example:
+        ```python
+        lstm = rb.layers.LSTM(4)
+        lstm(np.ones((1, 5, 3), 'float32'))                  # built: 3 input features
+        sd = rb.utils.to_torch(lstm)
+        assert sd['weight_ih_l0'].shape == (16, 3) and sorted(sd)[0] == 'bias_hh_l0'
+        rb.utils.from_torch(lstm, sd)                        # and back
+        ```
+    """
     stack = _stack(layers)
     infos = _check_stack(stack, need_built=True)
     out = {}
     for k, dirs in enumerate(stack):
         for r, layer in enumerate(dirs): out.update(_layer_to_torch(layer, infos[k][r], k, bool(r)))
     return out
+document(to_torch, **_TORCH_ARGS)
 
 def _expected_keys(n_layers, ndir, use_bias):
     names = ['weight_ih', 'weight_hh'] + (['bias_ih', 'bias_hh'] if use_bias else [])
@@ -303,11 +389,17 @@ def from_torch(layers, state_dict):
         if not layer.built: layer.build((None, None, D))
         layer.set_weights(weights)
     return layers
+document(from_torch, **_TORCH_ARGS)
 
 
 # %% ../nbs/13a_utils.ipynb 32
 def torch_module(layers, batch_first=True):
-    "A `torch.nn.RNN`/`GRU`/`LSTM` computing `layers` (a layer, a direction pair, or a list of them), weights loaded."
+    """A `torch.nn.RNN`/`GRU`/`LSTM` computing `layers` (a layer, a direction pair, or a list of them), weights loaded.
+
+    Needs PyTorch. Its outputs equal the layers' (up to float rounding).
+
+    {args}
+    """
     try: import torch
     except ImportError as e: raise ImportError("`torch_module` needs PyTorch: `pip install torch`.") from e
     stack = _stack(layers)
@@ -320,4 +412,6 @@ def torch_module(layers, batch_first=True):
     m = m.to(getattr(torch, stack[0][0].dtype))
     m.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch(layers).items()})
     return m
+document(torch_module, **_TORCH_ARGS,
+         batch_first=('bool', "The module's `batch_first`: inputs `(batch, time, features)`."))
 

@@ -13,6 +13,7 @@ import numpy as np
 from fastcore.basics import patch
 from .backend import unwrap, array_module, to_numpy, standardize_dtype, is_float_dtype
 from . import ops, initializers, regularizers, constraints
+from .argdocs import document
 
 # %% ../nbs/05a_variable.ipynb 9
 class ArrayOps:
@@ -45,9 +46,30 @@ class ArrayOps:
     def max(self, axis=None, keepdims=False): return ops.max(self, axis=axis, keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return ops.min(self, axis=axis, keepdims=keepdims)
 
+document(ArrayOps, **dict.fromkeys(['args', 'kwargs'], ('any', 'None: a mixin without a constructor of its own.')))
+
 # %% ../nbs/05a_variable.ipynb 13
 class Variable(ArrayOps):
-    "A named array a layer owns (or an input whose gradient is wanted): `.value`, `.numpy()`, `.assign()`."
+    """A named array a layer owns (or an input whose gradient is wanted): `.value`, `.numpy()`, `.assign()`.
+
+    Keras 3's `keras.Variable`: it holds a NumPy or CuPy array (a copy of `value`, on its device) and computes
+    like it (`v + 1`, `v @ w`, `v.T` are `rb.ops` calls, so a `GradientTape` records them). Layers make theirs
+    with `add_weight`, which sets the name, the path (`lstm/lstm_cell/kernel`), the regularizer and the
+    constraint.
+
+    {args}
+
+    Example:
+        ```python
+        v = rb.Variable(np.ones((2, 3)), name='w')
+        assert v.dtype == np.float64 and v.shape == (2, 3)
+        v.assign(np.zeros((2, 3)))
+        assert float((v + 1).sum()) == 6.0
+        with rb.GradientTape() as tape:
+            y = (v * v).sum()
+        assert tape.gradient(y, v).shape == (2, 3)
+        ```
+    """
     _rb_variable = True
 
     def __init__(self, value, name=None, trainable=True, dtype=None, regularizer=None, constraint=None):
@@ -83,6 +105,13 @@ class Variable(ArrayOps):
 
     def __len__(self): return len(self._value)
 
+document(Variable, value=('array', 'The initial value: a NumPy or CuPy array (copied), a number or a list.'),
+         name=('str or None', "The variable's name; `None`: `'variable'`."),
+         trainable=('bool', 'Whether optimizers update it (`layer.trainable_weights`).'),
+         dtype=('str or None', "The dtype to cast the value to; `None` keeps a float value's dtype (others: `floatx()`)."),
+         regularizer=('callable or None', "Penalty of the value, added to the model's loss (`rb.regularizers`)."),
+         constraint=('callable or None', 'Applied to the value after each optimizer update (`rb.constraints`).'))
+
 # %% ../nbs/05a_variable.ipynb 16
 @patch
 def numpy(self: Variable) -> np.ndarray:
@@ -113,6 +142,9 @@ def unique_name(base: str) -> str:
     n = _NAME_COUNTS[base]; _NAME_COUNTS[base] += 1
     return base if n == 0 else f"{base}_{n}"
 
+document(snake_case, name=('str', 'A class name in CamelCase.'))
+document(unique_name, base=('str', 'The name to make unique (a count is kept per base, for the session).'))
+
 # %% ../nbs/05a_variable.ipynb 22
 def check_positive_int(name, value):
     "`value` as an int, or a ValueError naming `name` unless it is a positive integer."
@@ -132,6 +164,11 @@ def check_bool(name, value):
         raise ValueError(f"Received an invalid value for argument `{name}`, expected True or False, got {value!r}.")
     return bool(value)
 
+_NAME = ('str', 'The argument name, for the error message.')
+document(check_positive_int, name=_NAME, value=('any', 'The value to check.'))
+document(check_rate, name=_NAME, value=('any', 'The value to check.'))
+document(check_bool, name=_NAME, value=('any', 'The value to check.'))
+
 # %% ../nbs/05a_variable.ipynb 25
 _OPTION_GETTERS = {'initializer': initializers.get, 'regularizer': regularizers.get, 'constraint': constraints.get}
 
@@ -149,3 +186,8 @@ def weight_options_config(layer, *weights) -> dict:
     "Config entries for the options `set_weight_options` stored: `<weight>_initializer`, ... serialized, where set."
     return {f'{w}_{kind}': ser(getattr(layer, f'{w}_{kind}')) for kind, ser in _OPTION_SERIALIZERS.items()
             for w in weights if hasattr(layer, f'{w}_{kind}')}
+
+document(set_weight_options, layer=('Layer', 'The layer to set the options on.'),
+         args=('dict', 'Constructor arguments, e.g. `locals()` in `__init__`.'))
+document(weight_options_config, layer=('Layer', 'The layer whose options to read.'),
+         weights=('str', "Weight names, e.g. `'kernel', 'bias'`."))

@@ -17,16 +17,51 @@ from fastcore.basics import patch
 
 # %% ../nbs/31_views.ipynb 7
 def new_figure(width=8, height=3, **kwargs) -> Figure:
-    "A matplotlib Figure on the Agg canvas, independent of pyplot (no global state, no GUI backend needed)."
+    """A matplotlib Figure on the Agg canvas, independent of pyplot (no global state, no GUI backend needed).
+
+    Args:
+        width (float): the figure's width in inches. Default 8.
+        height (float): the figure's height in inches. Default 3.
+        **kwargs: passed on to `matplotlib.figure.Figure` (for example `layout='constrained'`).
+
+    Returns:
+        Figure: an empty figure with its own Agg canvas.
+
+    Example:
+        ```python
+        from rnnbook.views import new_figure
+        fig = new_figure(4, 2)
+        fig.add_subplot().plot([0, 1])
+        assert tuple(fig.get_size_inches()) == (4, 2)
+        ```
+    """
     fig = Figure(figsize=(width, height), **kwargs)
     FigureCanvasAgg(fig)
     return fig
 
 def render_png(fig, dpi=80) -> bytes:
-    "The figure as PNG bytes."
+    """The figure as PNG bytes.
+
+    Args:
+        fig (Figure): the matplotlib figure to render.
+        dpi (int): dots per inch of the image. Default 80.
+
+    Returns:
+        bytes: the PNG file's content.
+
+    Example:
+        ```python
+        from rnnbook.views import new_figure, render_png
+        fig = new_figure(4, 2)
+        fig.add_subplot().plot([0, 1])
+        png = render_png(fig, dpi=50)
+        assert png[1:4] == b'PNG'                        # the PNG signature
+        ```
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=dpi)
     return buf.getvalue()
+
 
 # %% ../nbs/31_views.ipynb 10
 def _fix_layout(fig):
@@ -35,16 +70,50 @@ def _fix_layout(fig):
     fig.set_layout_engine(None)
     if fig.get_layout_engine() is not None: fig.set_layout_engine('none')
 
-# %% ../nbs/31_views.ipynb 14
-def _attr(name): return 'data-' + name.replace('_', '-')
+# %% ../nbs/31_views.ipynb 13
+def _header(description, sample, mask_row):
+    "A figure's header: the layer, the input sample and how many of its steps are masked."
+    T, n = len(mask_row), int(sum(bool(m) for m in mask_row))
+    masked = f', {T - n} of {T} steps masked' if n < T else f', all {T} steps real'
+    return f'{description} — input sample {sample}{masked}'
+
 
 # %% ../nbs/31_views.ipynb 17
+def _attr(name): return 'data-' + name.replace('_', '-')
+
+# %% ../nbs/31_views.ipynb 20
 class Explorer:
-    "Controls + a redrawn picture + a status marker; display it in Jupyter, or use `.widget` inside other layouts."
+    """Controls + a redrawn picture + an invisible status marker; display it in Jupyter, or use `.widget`.
+
+    Every change of a control calls `draw` with all the controls' values, shows the returned figure as a PNG,
+    then sets the status marker (`status`), a hidden `<span class="rnnbook-drawn">` whose `data-*` attributes
+    hold the number of draws (`data-draws`), each control's value and the redraw time in ms (`data-ms`).
+
+    Args:
+        draw (callable): `draw(**values)` updates and returns the matplotlib figure for the controls' values.
+        controls (dict): control name -> ipywidget; the names are `draw`'s keyword arguments.
+        title (str): a bold heading above the controls; '' for none. Default ''.
+        dpi (int): dots per inch of the shown PNG. Default 80.
+
+    Example:
+        ```python
+        import ipywidgets as widgets
+        from rnnbook.views import Explorer, new_figure
+        fig = new_figure(3, 2)
+        def draw(timestep):                              # the controls' values -> the figure
+            fig.suptitle(f'step {timestep}')
+            return fig
+        ex = Explorer(draw, {'timestep': widgets.IntSlider(0, 0, 9)}, title='toy')
+        ex.controls['timestep'].value = 3                # redraws
+        assert ex.draws == 2 and 'data-timestep="3"' in ex.status.value
+        ```
+    """
     def __init__(self, draw, controls, title='', dpi=80):
         self.draw_fn, self.controls, self.dpi = draw, dict(controls), dpi
+        for w in self.controls.values():
+            if getattr(w, 'description', ''): w.style.description_width = 'initial'   # labels in full
         self.image = widgets.Image(format='png')
-        self.status = widgets.HTML()
+        self.status = widgets.HTML(layout=widgets.Layout(display='none'))            # for tests, not readers
         self.draws, self.last_draw_ms, self.figure = 0, None, None
         header = [widgets.HTML(f'<b>{html.escape(title)}</b>')] if title else []
         self.widget = widgets.VBox(header + [widgets.HBox(list(self.controls.values())), self.image, self.status])
@@ -72,10 +141,11 @@ class Explorer:
         self.draws += 1
         self.last_draw_ms = (time.perf_counter() - t0) * 1e3
         attrs = ' '.join(f'{_attr(k)}="{html.escape(str(v))}"' for k, v in {**self.values, **self.marker()}.items())
-        self.status.value = (f'<span class="rnnbook-drawn" data-draws="{self.draws}" {attrs}>'
-                             f'drawn {self.draws} ({self.last_draw_ms:.0f} ms)</span>')
+        self.status.value = (f'<span class="rnnbook-drawn" hidden data-draws="{self.draws}" {attrs} '
+                             f'data-ms="{self.last_draw_ms:.0f}"></span>')
 
-# %% ../nbs/31_views.ipynb 21
+
+# %% ../nbs/31_views.ipynb 24
 @patch
 def _repr_mimebundle_(self: Explorer, include=None, exclude=None, **kwargs):
     "The live widget for Jupyter and Voilà, plus the current picture as a PNG for renderers without widgets."

@@ -2,7 +2,8 @@
 Debian's Chromium (`/usr/bin/chromium`, never a downloaded browser) and moves the controls.
 
 The page is judged by the marker each explorer sets *after* it has drawn (`span.rnnbook-drawn`, with
-`data-draws` and one `data-<control>` attribute per control), never by waiting for "the picture changed".
+`data-draws`, one `data-<control>` attribute per control and the kernel's redraw time in `data-ms`), never by
+waiting for "the picture changed". The marker is invisible: a reader sees no debug text.
 Every request that leaves 127.0.0.1/localhost is aborted and recorded; Voilà is started with the template in
 `tests/docs/jupyter/voila/templates/rnnbook-offline` (the lab template without its CDN stylesheets), so none is
 expected. Screenshots go to `tests/artifacts/browser/` (git-ignored), with Voilà's log and the timings.
@@ -110,8 +111,9 @@ def browser():
         finally: b.close()
 
 
-# The marker's data-* attributes, plus its text ("drawn N (12 ms)": the kernel's own redraw time) as `text`.
-MARKER_JS = "sel => { const e = document.querySelector(sel); return e ? {...e.dataset, text: e.textContent} : null; }"
+# The marker's data-* attributes (`ms`: the kernel's own redraw time), its text and whether it is shown.
+MARKER_JS = """sel => { const e = document.querySelector(sel);
+    return e ? {...e.dataset, text: e.textContent, shown: e.getClientRects().length > 0} : null; }"""
 # Wait until the marker has at least `draws` draws and the given data-* values (dataset names, as strings).
 WAIT_JS = """([sel, draws, want]) => {
     const e = document.querySelector(sel);
@@ -131,9 +133,8 @@ def _wait_marker(page, explorer, draws, timeout_s=UPDATE_TIMEOUT_S, **want):
 
 
 def _kernel_ms(marker):
-    "The redraw time the kernel measured, from the marker's text."
-    m = re.search(r'\(([\d.]+) ms\)', marker.get('text', ''))
-    return float(m.group(1)) if m else None
+    "The redraw time the kernel measured, from the marker's `data-ms`."
+    return float(marker['ms']) if marker.get('ms') else None
 
 
 def _image_src(page, explorer):
@@ -168,6 +169,13 @@ def test_explorers_in_chromium(voila_url, browser, artifacts):
         page.locator('.demo-gates').screenshot(path=str(artifacts / '02-gates-before.png'))
         assert gates['timestep'] == '0', gates
         assert merges['mergeMode'] == 'concat', merges
+        assert merges['sample'] == '2', f"the bidirectional explorer should open on a padded sample: {merges}"
+        for m in (gates, merges):                                   # the markers are there for tests, not readers
+            assert not m['shown'] and not m['text'].strip() and m['ms'], m
+        assert not re.search(r'drawn \d+ \(', page.inner_text('body')), "debug text on the page"
+        label = page.locator('.demo-merge-mode label').first     # the widget's description, in full
+        assert label.inner_text().strip() == 'merge mode'
+        assert label.evaluate('e => e.scrollWidth <= e.clientWidth'), "the 'merge mode' label is cut"
 
         # The timestep slider, by keyboard on its handle: each ArrowRight is one step and one redraw.
         handle = page.locator('.demo-timestep .noUi-handle')

@@ -190,13 +190,15 @@ def test_long_sequence_through_the_reference_loop_and_bidirectional_last_output(
     "The generic loop (RNN(cell)) and Bidirectional keep only the running state too."
     layer, bi = RNN(SimpleRNNCell(4)), Bidirectional(LSTM(4))
     peaks = {}
-    for T in (1000, 10000):
+    # The fused loop copies its inputs in blocks of up to `StepInputs.budget` bytes (8192 steps here), so the
+    # peak stops growing once T passes a block: compare two lengths above it. The input at T=4·10^4 is 469 KiB.
+    for T in (10000, 40000):
         x = np.random.default_rng(T).standard_normal((1, T, 3)).astype('float32')
         peaks[T] = peak_bytes(lambda: layer(x)), peak_bytes(lambda: bi(x))
-    print(f"\nRNN(SimpleRNNCell): {peaks[1000][0] / 1024:.1f} / {peaks[10000][0] / 1024:.1f} KiB; "
-          f"Bidirectional(LSTM): {peaks[1000][1] / 1024:.1f} / {peaks[10000][1] / 1024:.1f} KiB at T=10^3 / 10^4")
-    assert peaks[10000][0] < 2 * peaks[1000][0] + 64 * 1024
-    assert peaks[10000][1] < 2 * peaks[1000][1] + 64 * 1024
+    print(f"\nRNN(SimpleRNNCell): {peaks[10000][0] / 1024:.1f} / {peaks[40000][0] / 1024:.1f} KiB; "
+          f"Bidirectional(LSTM): {peaks[10000][1] / 1024:.1f} / {peaks[40000][1] / 1024:.1f} KiB at T=10^4 / 4·10^4")
+    assert peaks[40000][0] < 1.5 * peaks[10000][0] + 64 * 1024
+    assert peaks[40000][1] < 1.5 * peaks[10000][1] + 64 * 1024
 
 
 # ---- integer and boolean inputs -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def setup(cls=LSTM, mode="concat", seed=0, B=3, T=10, F=4, U=6):
     x = np.random.default_rng(seed).standard_normal((B, T, F)).astype("float32")
     lengths = [T, T - 3, 4][:B]
     mask = np.arange(T)[None, :] < np.array(lengths)[:, None]
-    layer = Bidirectional(cls(U, return_sequences=True), merge_mode=mode)
+    layer = Bidirectional(cls(U, return_sequences=True), merge_mode=mode, name="bidirectional")   # the header shows it
     return layer, x, mask
 
 
@@ -103,10 +103,11 @@ def test_explorer_merge_mode_selector():
     layer, x, mask = setup(mode="concat")
     ex = bidirectional_explorer(layer, x, mask)
     assert 'data-merge-mode="concat"' in ex.status.value and ex.draws == 1
+    assert ex.controls["sample"].value == 1 and 'data-sample="1"' in ex.status.value   # the first padded sample
     ex.controls["merge_mode"].value = "sum"
     assert 'data-merge-mode="sum"' in ex.status.value and ex.draws == 2
     bt = ex.trace
-    np.testing.assert_allclose(ex.view.merged_image.get_array(), bt.forward_output[0] + bt.backward_output[0],
+    np.testing.assert_allclose(ex.view.merged_image.get_array(), bt.forward_output[1] + bt.backward_output[1],
                                rtol=1e-6)
     assert ex.view.merged_image.get_clim() == (-2.0, 2.0)
     png_sum = ex.image.value

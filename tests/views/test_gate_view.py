@@ -48,9 +48,11 @@ def data():
 
 def _traced(kind, data, **kw):
     x, mask = data
-    layer = {"lstm": lambda: LSTM(U, return_sequences=True, **kw), "gru": lambda: GRU(U, **kw),
-             "simple_rnn": lambda: SimpleRNN(U, **kw),
-             "stacked": lambda: RNN([LSTMCell(4), GRUCell(U)], return_sequences=True, **kw)}[kind]()
+    # fixed names: the figures' headers name the layer, whatever ran before in the session
+    layer = {"lstm": lambda: LSTM(U, return_sequences=True, name="lstm", **kw),
+             "gru": lambda: GRU(U, name="gru", **kw),
+             "simple_rnn": lambda: SimpleRNN(U, name="simple_rnn", **kw),
+             "stacked": lambda: RNN([LSTMCell(4), GRUCell(U)], return_sequences=True, name="rnn", **kw)}[kind]()
     return trace(_weights(layer, x, 11), x, mask=mask)
 
 
@@ -135,7 +137,7 @@ def test_saturation_is_counted(data):
     tr.values["f"][0, :, 1] = 0.001            # unit 1 shut
     view = GateView(tr)
     view.update(0, 3, (0, 1))
-    assert view.axes["f"].get_title().endswith("shut 50% · open 50%")
+    assert view.axes["f"].get_title().endswith(": 50% shut, 50% open")
 
 
 # ---- the explorer --------------------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def data():
 
 
 def _layer(cls, x, seed=3, **kw):
-    layer = cls(U, **kw)
+    name = {"SimpleRNN": "simple_rnn"}.get(cls.__name__, cls.__name__.lower())   # fixed: the header shows it
+    layer = cls(U, name=name, **kw)
     layer.build_from(x)
     rng = np.random.default_rng(seed)
     layer.set_weights([rng.uniform(-0.9, 0.9, w.shape).astype("float32") for w in layer.get_weights()])

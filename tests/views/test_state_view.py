@@ -38,7 +38,7 @@ def _style():
 
 def test_state_figure_baseline(tmp_path):
     rb.set_seed(0)
-    layer = SimpleRNN(5, stateful=True)
+    layer = SimpleRNN(5, stateful=True, name="simple_rnn")     # a fixed name: the header shows it
     batches = chunks(stream(), 8)
     bts = trace_batches(layer, batches, resets=(2,))
     fig = state_figure(bts, unit=1, sample=0, stateless=stateless_traces(layer, batches))
@@ -47,7 +47,7 @@ def test_state_figure_baseline(tmp_path):
 
 def test_state_figure_lstm_without_comparison_baseline(tmp_path):
     rb.set_seed(1)
-    layer = LSTM(6, stateful=True)
+    layer = LSTM(6, stateful=True, name="lstm")
     bts = trace_batches(layer, chunks(stream(B=2, T=30, seed=1), 10))
     fig = state_figure(bts, unit=3, sample=1)
     check_baseline(fig, "state_lstm_no_comparison.png", tmp_path)
