@@ -192,7 +192,11 @@ def gradient_flow(layer_or_cell_kind, x, units=None, scale=None, gate_bias=None,
 
 # %% ../nbs/36_gradient_view.ipynb 26
 def task_input(T=100, features=8, batch=4, seed=0) -> np.ndarray:
-    """The shared input: `(batch, T, features)` standard normal from `seed` (a longer T extends the same sequence).
+    """The shared input: `(batch, T, features)` standard normal from `seed`.
+
+    The same arguments give the same numbers. Sample 0 of a longer `T` starts with sample 0 of a shorter one;
+    the other samples differ (the numbers are drawn sample by sample), so slice one long input rather than
+    drawing two lengths.
 
     Args:
         T (int): the number of steps. Default 100.
