@@ -233,6 +233,27 @@ def from_builtin(cls: _CuDNNRNN, layer):
 
 
 # %% ../nbs/14_cudnn_layers.ipynb 32
+_SECTIONS = """Call arguments:
+    inputs: `(batch, timesteps, features)` array, or Keras 2's list `[inputs, *initial_state]`.
+    mask: Must be `None`: a mask is an error (the built-in layer takes masks).
+    training (bool): Accepted; the layer has no dropout.
+    initial_state: Optional list of initial states, each `(batch, units)`.
+
+Input shape:
+    3D array `(batch, timesteps, features)`.
+
+Output shape:
+    `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`; with `return_state`, a list:
+    that output, then the final states."""
+
+def _document(cls, builtin):
+    "The Args section (`**kwargs` naming `builtin`, the layer to use instead), then the shared call sections."
+    document(cls, kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`). The "
+                                  f"built-in layer's `activation`, `dropout`, `unroll`, ... are refused: use "
+                                  f"`{builtin}` for them."))
+    cls.__doc__ = cls.__doc__.replace('{call}', _SECTIONS)
+    return cls
+
 class CuDNNLSTM(_CuDNNRNN):
     """Keras 2's fast LSTM backed by cuDNN: `LSTM` with two bias vectors and cuDNN's weight layout; runs anywhere.
 
@@ -243,18 +264,7 @@ class CuDNNLSTM(_CuDNNRNN):
 
     {args}
 
-    Call arguments:
-        inputs: `(batch, timesteps, features)` array, or Keras 2's list `[inputs, *initial_state]`.
-        mask: Must be `None`: a mask is an error (the built-in layer takes masks).
-        training (bool): Accepted; the layer has no dropout.
-        initial_state: Optional list of initial states, each `(batch, units)`.
-
-    Input shape:
-        3D array `(batch, timesteps, features)`.
-
-    Output shape:
-        `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`; with `return_state`, a list:
-        that output, then the final states.
+    {call}
 
     Example:
         ```python
@@ -296,9 +306,7 @@ class CuDNNLSTM(_CuDNNRNN):
                           return_sequences=self.return_sequences if return_sequences is None else return_sequences)
 
     def get_config(self): return {**super().get_config(), 'unit_forget_bias': self.unit_forget_bias}
-document(CuDNNLSTM, kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`). The "
-                                    "built-in layer's `activation`, `dropout`, `unroll`, ... are refused: use "
-                                    "`LSTM` for them."))
+_document(CuDNNLSTM, 'LSTM')
 
 
 # %% ../nbs/14_cudnn_layers.ipynb 34
@@ -312,18 +320,7 @@ class CuDNNGRU(_CuDNNRNN):
 
     {args}
 
-    Call arguments:
-        inputs: `(batch, timesteps, features)` array, or Keras 2's list `[inputs, *initial_state]`.
-        mask: Must be `None`: a mask is an error (the built-in layer takes masks).
-        training (bool): Accepted; the layer has no dropout.
-        initial_state: Optional list of initial states, each `(batch, units)`.
-
-    Input shape:
-        3D array `(batch, timesteps, features)`.
-
-    Output shape:
-        `(batch, timesteps, units)` with `return_sequences`, else `(batch, units)`; with `return_state`, a list:
-        that output, then the final states.
+    {call}
 
     Example:
         ```python
@@ -352,7 +349,5 @@ class CuDNNGRU(_CuDNNRNN):
         return gru_fused(x, initial_state[0], K, R, b, _TANH, _SIGMOID, reset_after=True,
                          go_backwards=self.go_backwards if go_backwards is None else go_backwards,
                          return_sequences=self.return_sequences if return_sequences is None else return_sequences)
-document(CuDNNGRU, kwargs=("dict", "Base layer arguments (`name`, `dtype`, `trainable`, `input_shape`). The "
-                                    "built-in layer's `activation`, `dropout`, `unroll`, ... are refused: use "
-                                    "`GRU` for them."))
+_document(CuDNNGRU, 'GRU')
 
