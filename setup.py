@@ -10,8 +10,8 @@ requirements = cfg.get('requirements', '').split()
 # Extras by purpose: `docs` runs the tour and builds the site (no torch, Keras or NVIDIA packages), `test` adds the
 # test stack (Keras 3 and PyTorch's CPU build for parity, cuDNN's headers and library, Voila and Playwright for the
 # browser tests), `gpu` CuPy and cuDNN for CUDA 13, `dev` all of them.
-extras = {k: cfg.get(f'{k}_requirements', '').split() for k in ('docs', 'test', 'gpu')}
-extras['dev'] = list(dict.fromkeys(r for k in ('docs', 'test', 'gpu') for r in extras[k]))
+extras = {k: cfg.get(f'{k}_requirements', '').split() for k in ('docs', 'test', 'gpu', 'fast')}
+extras['dev'] = list(dict.fromkeys(r for k in ('docs', 'test', 'gpu', 'fast') for r in extras[k]))
 
 setuptools.setup(
     name=cfg['lib_name'],

@@ -284,6 +284,18 @@ def ratio(times, a, b):
 # --------------------------------------------------------------------------
 
 
+def lstm_kernel():
+    """Which steps rnnbook's float32 LSTM runs: the compiled kernel (and on how many threads) or the NumPy passes."""
+    try:
+        from rnnbook import compiled, ops
+    except ImportError:
+        return "rnnbook not importable"
+    why = compiled.lstm_reason(np.zeros((1, 2, 1), np.float32), ops.tanh, ops.sigmoid)
+    if why is not None:
+        return f"NumPy passes: {why}"
+    return f"compiled (numba, {compiled.library()} products, up to {compiled.threads()} threads)"
+
+
 def env_info():
     info = {
         "python": sys.version.split()[0],
@@ -294,6 +306,7 @@ def env_info():
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "rnnbook_lstm_kernel": lstm_kernel(),
     }
     try:
         info["sched_affinity"] = len(os.sched_getaffinity(0))

@@ -27,7 +27,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 if os.environ["KERAS_BACKEND"] != "torch":
     sys.exit("this benchmark needs KERAS_BACKEND=torch (or unset)")
 
-from bench_rnn import THREADS, CLOCKS, time_interleaved, ratio, make_keras_weights, load_torch_params  # noqa: E402,I001
+from bench_rnn import THREADS, CLOCKS, time_interleaved, ratio, make_keras_weights, load_torch_params, lstm_kernel  # noqa: E402,I001
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -86,6 +86,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--min-repeat-s", type=float, default=0.05,
+                   help="each repeat runs a library's step back to back for at least this long (its first step "
+                        "after the switch sleep is the cold one)")
     p.add_argument("--cells", default="LSTM,GRU,SimpleRNN")
     p.add_argument("--configs", default=None, help="comma list of indices into " + ", ".join(
         f"{i}={c}" for i, c in enumerate(CONFIGS)))
@@ -101,7 +104,7 @@ def main(argv=None):
     if not a.no_keras:
         builders["keras"] = keras_step
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"{a.clock} clock, load average {os.getloadavg()[0]:.1f}; "
+          f"{a.clock} clock, load average {os.getloadavg()[0]:.1f}; LSTM kernel: {lstm_kernel()}; "
           f"one Adam step of mean((layer(x) - y)^2); median of {repeats}, libraries in turns, "
           "ratios: median of the per-repeat ratios\n")
     rows = []
@@ -125,7 +128,7 @@ def main(argv=None):
             if err > 1e-4:
                 raise AssertionError(f"{cell} {(B, T, F, U)}: weights after one step differ by {errs}")
             timed = time_interleaved({lib: step for lib, (step, _) in steps.items()}, repeats, warmup=1,
-                                     min_repeat_s=0.05, clock=CLOCKS[a.clock])
+                                     min_repeat_s=a.min_repeat_s, clock=CLOCKS[a.clock])
             times = {lib: t["median_s"] for lib, t in timed.items()}
             ratios = {f"rnnbook/{lib}": ratio(timed, "rnnbook", lib) for lib in times if lib != "rnnbook"}
             rows.append({"cell": cell, "B": B, "T": T, "F": F, "U": U, **{f"{k}_s": v for k, v in times.items()},

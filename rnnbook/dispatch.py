@@ -8,7 +8,7 @@ __all__ = ['fused_grad_ok', 'fused_ok', 'cudnn_config_reason', 'cudnn_reason', '
 # %% ../nbs/08c_dispatch.ipynb 3
 from typing import NamedTuple
 from .backend import unwrap, is_cupy_array, is_nested
-from . import ops, cudnn
+from . import ops, cudnn, compiled
 from .activations import serialize as activation_name, DERIVATIVES, NOT_ELEMENTWISE
 
 # %% ../nbs/08c_dispatch.ipynb 6
@@ -98,6 +98,14 @@ class CallPath(NamedTuple):
     reason: str           # why this path, and not a faster one
     lengths: object = None  # cuDNN with a mask: the per-sample lengths it becomes
 
+def _kernel_note(layer, sequences):
+    "An LSTM's fused loop: whether numba's compiled kernel runs its steps (notebook 08b0), or why not."
+    if layer.cell_class.kind.name != 'LSTM' or is_nested(sequences): return ""
+    cell = layer.cell
+    why = compiled.lstm_reason(unwrap(sequences), cell.activation, cell.recurrent_activation)
+    return f"; compiled kernel (numba, {compiled.library()} products)" if why is None else (
+        f"; NumPy passes, not the compiled kernel: {why}")
+
 def call_path(layer, sequences, mask=None, training=False, constants=None) -> CallPath:
     "Which path `layer(sequences, mask=mask, training=training)` takes (cuDNN, fused loop or reference loop), and why."
     layer = getattr(layer, 'forward_layer', layer)      # Bidirectional: its layers decide
@@ -111,5 +119,5 @@ def call_path(layer, sequences, mask=None, training=False, constants=None) -> Ca
     why_not_cudnn, lengths = _cudnn_check(layer, sequences, mask, constants)
     if why_not_cudnn is None: return CallPath('cudnn', "every condition of Keras' cuDNN rules holds", lengths)
     why_not_fused = _fused_reason(layer, training, constants)
-    if why_not_fused is None: return CallPath('fused', f"not cuDNN: {why_not_cudnn}")
+    if why_not_fused is None: return CallPath('fused', f"not cuDNN: {why_not_cudnn}{_kernel_note(layer, sequences)}")
     return CallPath('loop', f"not cuDNN: {why_not_cudnn}; not fused: {why_not_fused}")

@@ -10,7 +10,7 @@ __all__ = ['fused_sigmoid', 'step_weights', 'StepInputs', 'MaskedOutputs', 'Step
 from types import SimpleNamespace
 import numpy as np
 from .backend import array_module, unwrap
-from . import ops
+from . import ops, compiled
 from .activations import DERIVATIVES
 from .rnn import mask_step
 
@@ -177,6 +177,11 @@ def _x_grad(Z, kernel, saved, like):
     "`x̄` `(B, T, D)` in time order: `X̄ᵀ = W Z̄` computed as `Z̄ᵀ Wᵀ` `(T·B, D)`, whose rows are (step, sample)."
     xp = array_module(Z)
     dX = (Z.T @ xp.asarray(kernel, dtype=Z.dtype).T).reshape(saved.T, -1, kernel.shape[0]).transpose(1, 0, 2)
+    return _in_time_order(dX, saved, like)
+
+def _in_time_order(dX, saved, like):
+    "`x̄` `(B, T, D)` of the steps in processing order, put back in time order, in `like`'s dtype."
+    xp = array_module(dX)
     return xp.ascontiguousarray(dX[:, ::-1] if saved.go_backwards else dX).astype(like.dtype, copy=False)
 
 def _gate_columns(order, U):
@@ -263,6 +268,9 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
     sc = 0.5 if trick else 1.0
     A = step_weights([(gate(recurrent_kernel, k), gate(kernel, k), gate(bias, k), sc if k != 2 else 1.0)
                       for k in (0, 1, 3, 2)], dt)                             # (4U, U + D + 1): i, f, o, c̃
+    if compiled.lstm_reason(x, activation, recurrent_activation) is None:   # numba's kernel (08b0)
+        return compiled.lstm_steps(A, x, h0, c0, unwrap(mask), go_backwards, zero_output_for_mask, return_sequences,
+                                   keep)
     seq = xp.empty((T, B, U), dt) if return_sequences else None
     s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
     mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
@@ -309,14 +317,13 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
                        recurrent_activation=recurrent_activation, G=G, C=C, PC=PC, dSIG=dSIG, dCC=dCC, dPC=dPC)
 
 # %% ../nbs/08b_fused.ipynb 39
-def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, **options):
-    "BPTT of `lstm_fused`: cotangents of `(x, h0, c0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
+def _lstm_bptt(ct, saved, R, K):
+    "The NumPy passes' BPTT: `(Ā, x̄ in processing order, h̄₀, c̄₀)`, with `R`, `K` in the rows' gate order."
     S, G, C, PC = saved.s, saved.G, saved.C, saved.PC
     act, ract, at = saved.activation, saved.recurrent_activation, (lambda buf, k: None if buf is None else buf[k])
     xp = array_module(S); dt = S.dtype
-    T, (U, B), D = saved.T, PC.shape[1:], x.shape[2]
-    cols = xp.asarray(_gate_columns((0, 1, 3, 2), U))                         # Keras columns of rows i, f, o, c̃
-    R = xp.ascontiguousarray(xp.asarray(recurrent_kernel, dtype=dt)[:, cols])   # (U, 4U)
+    T, (U, B) = saved.T, PC.shape[1:]
+    R = xp.ascontiguousarray(xp.asarray(R, dtype=dt))                      # (U, 4U)
     dZ = xp.empty((4 * U, T, B), dt)
     dz, tmp, tmp2, tmp3 = xp.empty((4 * U, B), dt), xp.empty((U, B), dt), xp.empty((U, B), dt), xp.empty((3 * U, B), dt)
     di, df, do, dcc = dz[:U], dz[U:2 * U], dz[2 * U:3 * U], dz[3 * U:]
@@ -337,17 +344,26 @@ def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, *
         dZ[:, k] = dz
         bk.join([dh, dc])
     Z = _flat(dZ, T)
-    dA = Z @ _flat(S, T).T                                                    # (4U, U + D + 1), one product
-    dK, dR = xp.empty((D, 4 * U), dt), xp.empty((U, 4 * U), dt)
+    dX = (Z.T @ xp.asarray(K, dtype=dt).T).reshape(T, B, K.shape[0]).transpose(1, 0, 2)   # rows (step, sample)
+    return Z @ _flat(S, T).T, dX, bk.d[0].T, bk.d[1].T                    # Ā (4U, U + D + 1): one product
+
+def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, **options):
+    "BPTT of `lstm_fused`: cotangents of `(x, h0, c0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
+    xp = array_module(kernel)
+    U, D = h0.shape[1], x.shape[2]
+    cols = xp.asarray(_gate_columns((0, 1, 3, 2), U))                         # Keras columns of rows i, f, o, c̃
+    bptt = compiled.lstm_backward if getattr(saved, 'compiled', False) else _lstm_bptt   # as the forward ran
+    dA, dX, dh0, dc0 = bptt(ct, saved, recurrent_kernel[:, cols], kernel[:, cols])
+    dK, dR = xp.empty((D, 4 * U), dA.dtype), xp.empty((U, 4 * U), dA.dtype)
     dK[:, cols], dR[:, cols] = dA[:, U:U + D].T, dA[:, :U].T
     db = None
-    if bias is not None: db = xp.empty(4 * U, dt); db[cols] = dA[:, U + D]
-    return (_x_grad(Z, kernel[:, cols], saved, x), _as(bk.d[0].T, h0), _as(bk.d[1].T, c0), _as(dK, kernel),
+    if bias is not None: db = xp.empty(4 * U, dA.dtype); db[cols] = dA[:, U + D]
+    return (_in_time_order(dX, saved, x), _as(dh0, h0), _as(dc0, c0), _as(dK, kernel),
             _as(dR, recurrent_kernel), _as(db, bias)) + (None,) * len(rest)
 
 ops.defvjp(lstm_fused, lstm_vjp, fwd=_kept(lstm_fused));
 
-# %% ../nbs/08b_fused.ipynb 42
+# %% ../nbs/08b_fused.ipynb 44
 @ops.primitive
 def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, recurrent_activation=ops.sigmoid,
               reset_after=True, mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True,
@@ -409,7 +425,7 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
                        recurrent_activation=recurrent_activation, reset_after=reset_after, G=G, HH=HH, RH=RH,
                        dZR=dZR, dHH=dHH)
 
-# %% ../nbs/08b_fused.ipynb 46
+# %% ../nbs/08b_fused.ipynb 48
 def gru_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **options):
     "BPTT of `gru_fused`: cotangents of `(x, h0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
     S, G, HH = saved.s, saved.G, saved.HH

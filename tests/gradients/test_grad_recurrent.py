@@ -247,6 +247,26 @@ def test_vjp_matches_torch_autograd_through_keras(case):
                        names=["x", *[f"state{i}" for i in range(len(st))], "kernel", "recurrent_kernel", "bias"])
 
 
+LSTM_CASES = [i for i, c in enumerate(KERAS_CASES) if c[0] == "LSTM"]
+
+
+@pytest.mark.parametrize("library", ["0", "openblas", "mkl"], ids=["numpy-passes", "compiled-openblas", "compiled-mkl"])
+@pytest.mark.parametrize("case", LSTM_CASES, ids=["-".join(map(str, KERAS_CASES[i][1:])) for i in LSTM_CASES])
+def test_lstm_every_path_matches_torch_autograd_through_keras(case, library, monkeypatch):
+    """The float32 LSTM's three ways through its steps: the NumPy passes (RNNBOOK_COMPILED=0) and the compiled
+    kernel with each product library, cut into one slice per core even at batch 3, against Keras' gradients."""
+    from rnnbook import compiled
+    if library != "0" and isinstance(compiled._setup(library), str):
+        pytest.skip(compiled._setup(library))
+    monkeypatch.setenv("RNNBOOK_COMPILED", library)
+    monkeypatch.setattr(compiled, "SPLIT_FLOPS", 0)
+    monkeypatch.setattr(compiled, "MIN_SLICE", 1)
+    x = np.zeros((3, 5, 4), "float32")
+    assert compiled.lstm_reason(x, ops.tanh, ops.sigmoid) == (
+        "RNNBOOK_COMPILED=0" if library == "0" else None)
+    test_vjp_matches_torch_autograd_through_keras(case)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the layers: which loop runs
 # ----------------------------------------------------------------------------------------------------------------
