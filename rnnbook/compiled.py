@@ -40,7 +40,10 @@ def _mkl():
     if not found: return "MKL is not installed (the mkl wheel's libmkl_rt)"
     try: lib = ctypes.CDLL(found[0])
     except OSError as e: return f"MKL's {found[0]} does not load ({e})"
-    lib.MKL_Set_Threading_Layer.argtypes, lib.MKL_Set_Threading_Layer.restype = [ctypes.c_int], ctypes.c_int
+    for setter in (lib.MKL_Set_Interface_Layer, lib.MKL_Set_Threading_Layer):
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+    if lib.MKL_Set_Interface_Layer(0) != 0:                                     # MKL_INTERFACE_LP64: 32-bit sizes
+        return "MKL's interface layer is already ILP64 in this process (the kernel passes 32-bit sizes)"
     lib.MKL_Set_Threading_Layer(1)                                              # MKL_THREADING_SEQUENTIAL
     i, f32, ptr = ctypes.c_int, ctypes.c_float, ctypes.c_size_t
     size, pack = lib.cblas_sgemm_pack_get_size, lib.cblas_sgemm_pack
