@@ -290,7 +290,7 @@ def lstm_kernel():
         from rnnbook import compiled, ops
     except ImportError:
         return "rnnbook not importable"
-    why = compiled.lstm_reason(np.zeros((1, 2, 1), np.float32), ops.tanh, ops.sigmoid)
+    why = compiled.reason('lstm', np.zeros((1, 2, 1), np.float32), ops.tanh)
     if why is not None:
         return f"NumPy passes: {why}"
     return f"compiled (numba, {compiled.library()} products, up to {compiled.threads()} threads)"

@@ -99,10 +99,12 @@ class CallPath(NamedTuple):
     lengths: object = None  # cuDNN with a mask: the per-sample lengths it becomes
 
 def _kernel_note(layer, sequences):
-    "An LSTM's fused loop: whether numba's compiled kernel runs its steps (notebook 08b0), or why not."
-    if layer.cell_class.kind.name != 'LSTM' or is_nested(sequences): return ""
+    "Whether numba's compiled kernel runs the fused loop's steps (notebook 08b0), or why the NumPy passes do."
+    if is_nested(sequences): return ""
     cell = layer.cell
-    why = compiled.lstm_reason(unwrap(sequences), cell.activation, cell.recurrent_activation)
+    why = compiled.reason(layer.cell_class.kind.key, unwrap(sequences), cell.activation,
+                          getattr(cell, 'recurrent_activation', ops.sigmoid), getattr(cell, 'reset_after', True),
+                          keep=ops.recording())
     return f"; compiled kernel (numba, {compiled.library()} products)" if why is None else (
         f"; NumPy passes, not the compiled kernel: {why}")
 

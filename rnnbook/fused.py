@@ -209,6 +209,9 @@ def simple_rnn_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.
     xp = array_module(x); dt = x.dtype
     B, T, _ = x.shape; U = h0.shape[1]
     A = step_weights([(recurrent_kernel, kernel, bias, 1.0)], dt)           # (U, U + D + 1)
+    if compiled.reason('simple_rnn', x, activation, keep=keep) is None:       # numba's kernel (08b0)
+        return compiled.steps('simple_rnn', A, x, h0, None, unwrap(mask), go_backwards, zero_output_for_mask,
+                              return_sequences)
     seq = xp.empty((T, B, U), dt) if return_sequences else None
     s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
     mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
@@ -268,8 +271,8 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias=None, activation=ops.ta
     sc = 0.5 if trick else 1.0
     A = step_weights([(gate(recurrent_kernel, k), gate(kernel, k), gate(bias, k), sc if k != 2 else 1.0)
                       for k in (0, 1, 3, 2)], dt)                             # (4U, U + D + 1): i, f, o, c̃
-    if compiled.lstm_reason(x, activation, recurrent_activation) is None:   # numba's kernel (08b0)
-        return compiled.lstm_steps(A, x, h0, c0, unwrap(mask), go_backwards, zero_output_for_mask, return_sequences,
+    if compiled.reason('lstm', x, activation, recurrent_activation) is None:   # numba's kernel (08b0)
+        return compiled.steps('lstm', A, x, h0, c0, unwrap(mask), go_backwards, zero_output_for_mask, return_sequences,
                                    keep)
     seq = xp.empty((T, B, U), dt) if return_sequences else None
     s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
@@ -363,17 +366,10 @@ def lstm_vjp(ct, saved, x, h0, c0, kernel, recurrent_kernel, bias=None, *rest, *
 
 ops.defvjp(lstm_fused, lstm_vjp, fwd=_kept(lstm_fused));
 
-# %% ../nbs/08b_fused.ipynb 44
-@ops.primitive
-def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, recurrent_activation=ops.sigmoid,
-              reset_after=True, mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True,
-              keep=False):
-    "Fused GRU, both `reset_after` variants (gates z, r, h̃)."
-    x, h0, kernel, recurrent_kernel, bias = (unwrap(a) for a in (x, h0, kernel, recurrent_kernel, bias))
-    xp = array_module(x); dt = x.dtype
-    B, T, _ = x.shape; U = h0.shape[1]
-    trick = fused_sigmoid(recurrent_activation)
-    sc = 0.5 if trick else 1.0
+# %% ../nbs/08b_fused.ipynb 43
+def _gru_weights(kernel, recurrent_kernel, bias, reset_after, sc, dt):
+    "The fused GRU's `A` (rows z, r and, reset after, h R_h + b̂_h; sigmoid rows times `sc`), `A_x`, and `R_hᵀ`."
+    xp, U = array_module(kernel), recurrent_kernel.shape[0]
     gate = lambda w, k: None if w is None else w[..., k * U:(k + 1) * U]
     b_in, b_rec = (bias[0], bias[1]) if (bias is not None and reset_after) else (bias, None)
     both = lambda k: None if b_in is None else (gate(b_in, k) + (gate(b_rec, k) if b_rec is not None else 0))
@@ -384,6 +380,23 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
     b_h = gate(b_in, 2) if b_in is not None else xp.zeros(U, dt)
     A_x = xp.concatenate([gate(kernel, 2).T, b_h[:, None]], axis=1).astype(dt)   # (U, D + 1): [W_hᵀ | b_h]
     R_hT = None if reset_after else xp.ascontiguousarray(gate(recurrent_kernel, 2).T.astype(dt))
+    return A, A_x, R_hT
+
+# %% ../nbs/08b_fused.ipynb 46
+@ops.primitive
+def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, recurrent_activation=ops.sigmoid,
+              reset_after=True, mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True,
+              keep=False):
+    "Fused GRU, both `reset_after` variants (gates z, r, h̃)."
+    x, h0, kernel, recurrent_kernel, bias = (unwrap(a) for a in (x, h0, kernel, recurrent_kernel, bias))
+    xp = array_module(x); dt = x.dtype
+    B, T, _ = x.shape; U = h0.shape[1]
+    trick = fused_sigmoid(recurrent_activation)
+    A, A_x, R_hT = _gru_weights(kernel, recurrent_kernel, bias, reset_after, 0.5 if trick else 1.0, dt)
+    if compiled.reason('gru', x, activation, recurrent_activation, reset_after, keep) is None:   # numba's (08b0)
+        p = xp.concatenate([xp.zeros((U, U), dt), A_x], axis=1)                # x W_h + b_h, as a fourth block
+        return compiled.steps('gru', xp.concatenate([A, p]), x, h0, None, unwrap(mask), go_backwards,
+                              zero_output_for_mask, return_sequences)
     seq = xp.empty((T, B, U), dt) if return_sequences else None
     s = StepInputs(x, h0, go_backwards, keep, None if keep or mask is not None else seq)   # y_t = h_t
     mm = xp.dot if B == 1 else xp.matmul                                     # see the note above
@@ -425,7 +438,7 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias=None, activation=ops.tanh, r
                        recurrent_activation=recurrent_activation, reset_after=reset_after, G=G, HH=HH, RH=RH,
                        dZR=dZR, dHH=dHH)
 
-# %% ../nbs/08b_fused.ipynb 48
+# %% ../nbs/08b_fused.ipynb 50
 def gru_vjp(ct, saved, x, h0, kernel, recurrent_kernel, bias=None, *rest, **options):
     "BPTT of `gru_fused`: cotangents of `(x, h0, kernel, recurrent_kernel, bias)` for output cotangents `ct`."
     S, G, HH = saved.s, saved.G, saved.HH

@@ -262,9 +262,46 @@ def test_lstm_every_path_matches_torch_autograd_through_keras(case, library, mon
     monkeypatch.setattr(compiled, "SPLIT_FLOPS", 0)
     monkeypatch.setattr(compiled, "MIN_SLICE", 1)
     x = np.zeros((3, 5, 4), "float32")
-    assert compiled.lstm_reason(x, ops.tanh, ops.sigmoid) == (
+    assert compiled.reason('lstm', x, ops.tanh, ops.sigmoid) == (
         "RNNBOOK_COMPILED=0" if library == "0" else None)
     test_vjp_matches_torch_autograd_through_keras(case)
+
+
+INFERENCE_CASES = [i for i, c in enumerate(KERAS_CASES) if c[0] in ("GRU", "SimpleRNN")]
+
+
+@pytest.mark.parametrize("library", ["openblas", "mkl"], ids=["compiled-openblas", "compiled-mkl"])
+@pytest.mark.parametrize("case", INFERENCE_CASES, ids=["-".join(map(str, KERAS_CASES[i])) for i in INFERENCE_CASES])
+def test_gru_and_simple_rnn_compiled_inference_match_keras(case, library, monkeypatch):
+    """Float32 inference of GRU (reset_after=True) and SimpleRNN by the compiled kernel, with each product library,
+    cut into one slice per core even at batch 3: outputs and final states equal Keras' (masks included)."""
+    import torch
+    from rnnbook import compiled
+    if isinstance(compiled._setup(library), str):
+        pytest.skip(compiled._setup(library))
+    monkeypatch.setenv("RNNBOOK_COMPILED", library)
+    monkeypatch.setattr(compiled, "SPLIT_FLOPS", 0)
+    monkeypatch.setattr(compiled, "MIN_SLICE", 1)
+    kind, mask_name, go_backwards, return_sequences, zero_output, use_bias = KERAS_CASES[case]
+    rng = np.random.default_rng(300 + case)
+    args = make_args(kind, rng, use_bias, D=4, U=3, dtype="float32")
+    x, state = args[0], args[1]
+    mask = MASKS[mask_name]
+    assert compiled.reason({"GRU": "gru", "SimpleRNN": "simple_rnn"}[kind], x, ops.tanh) is None
+    kl = keras_layer(kind, 3, use_bias, go_backwards=go_backwards, return_sequences=return_sequences,
+                     zero_output_for_mask=zero_output)
+    kl(torch.tensor(x[:, :1]), initial_state=[torch.tensor(state)])
+    kl.set_weights([a for a in args[2:] if a is not None])
+    call = {"initial_state": [torch.tensor(state)]}
+    if mask is not None:
+        call["mask"] = torch.tensor(mask)
+    with torch.no_grad():
+        want = [o.numpy() for o in kl(torch.tensor(x), **call)]
+    op, _ = op_of(kind)
+    last, outputs, states = op(*args, **options(kind, mask=mask, go_backwards=go_backwards,
+                                                  return_sequences=return_sequences, zero_output_for_mask=zero_output))
+    np.testing.assert_allclose(outputs if return_sequences else last, want[0], atol=1e-5)
+    np.testing.assert_allclose(states[0], want[1], atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------------------------
