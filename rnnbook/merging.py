@@ -79,6 +79,22 @@ class Merge(Layer):
 
 document(Merge)
 
+_CALL = """Call arguments:
+    inputs: list of arrays `(batch, ...)`, of one batch size.
+    mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+        automatically when the inputs carry masks.
+
+Input shape:
+    List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+Output shape:
+    Their broadcast shape; the mask is the OR of the input masks (None if an input has none)."""
+
+def _document(cls):
+    "`document(cls)`, and the elementwise merges' shared call and shape sections in place of `{call}`."
+    document(cls)
+    cls.__doc__ = cls.__doc__.replace('{call}', _CALL)
+
 # %% ../nbs/11a_merging.ipynb 12
 def _cast_all(layer, inputs):
     "The arrays `inputs` in the dtype `layer` computes in: the widest float among them and `layer.dtype`."
@@ -140,16 +156,7 @@ class Add(Merge):
 
     {args}
 
-    Call arguments:
-        inputs: list of arrays `(batch, ...)`, of one batch size.
-        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
-            automatically when the inputs carry masks.
-
-    Input shape:
-        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
-
-    Output shape:
-        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+    {call}
 
     Example:
         ```python
@@ -170,16 +177,7 @@ class Average(Merge):
 
     {args}
 
-    Call arguments:
-        inputs: list of arrays `(batch, ...)`, of one batch size.
-        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
-            automatically when the inputs carry masks.
-
-    Input shape:
-        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
-
-    Output shape:
-        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+    {call}
 
     Example:
         ```python
@@ -193,8 +191,8 @@ class Average(Merge):
         for x in inputs[1:]: y = ops.add(y, x)
         return ops.divide(y, len(inputs))
 
-document(Add)
-document(Average)
+_document(Add)
+_document(Average)
 
 # %% ../nbs/11a_merging.ipynb 23
 def _feature_mask(mask, x):
@@ -210,16 +208,7 @@ class Multiply(Merge):
 
     {args}
 
-    Call arguments:
-        inputs: list of arrays `(batch, ...)`, of one batch size.
-        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
-            automatically when the inputs carry masks.
-
-    Input shape:
-        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
-
-    Output shape:
-        Their broadcast shape; the mask is the OR of the input masks (None if an input has none).
+    {call}
 
     Example:
         ```python
@@ -238,7 +227,7 @@ class Multiply(Merge):
             y = x if y is None else ops.multiply(y, x)
         return ops.where(keep, y, ops.zeros_like(y)) if every else y
 
-document(Multiply)
+_document(Multiply)
 
 # %% ../nbs/11a_merging.ipynb 26
 class Concatenate(Merge):
