@@ -288,6 +288,12 @@ def Variable_(a):
 
 # %% ../nbs/06a_autodiff.ipynb 38
 def _x(*a): return array_module(*a)
+def _doubled(v):
+    "`2 v`, in place where `v` is an array (the fresh product of a rule): one pass and no second array."
+    if not hasattr(v, 'shape') or not v.shape: return 2 * v
+    v *= 2
+    return v
+
 def _sum_to(g, x): return None if g is None else unbroadcast(g, np.shape(x)) if np.shape(g) != np.shape(x) else g
 
 defvjp(ops.add, lambda g, y, a, b: (g, g))
@@ -297,7 +303,7 @@ defvjp(ops.divide, lambda g, y, a, b: (g / b, -g * a / (b * b)))
 defvjp(ops.negative, lambda g, y, x: (-g,))
 defvjp(ops.power, lambda g, y, a, b: (g * b * a ** (b - 1),
                                       g * y * _x(a).log(_x(a).where(a > 0, a, 1)) if np.ndim(b) or is_traced(b) else None))
-defvjp(ops.square, lambda g, y, x: (2 * x * g,))
+defvjp(ops.square, lambda g, y, x: (_doubled(g * x),))
 defvjp(ops.sqrt, lambda g, y, x: (g / (2 * y),))
 defvjp(ops.exp, lambda g, y, x: (g * y,))
 defvjp(ops.log, lambda g, y, x: (g / x,))
@@ -368,8 +374,8 @@ def _extreme_vjp(g, y, x, axis=None, keepdims=False):
     return (g * hit / hit.sum(axis=axis, keepdims=True),)
 
 defvjp(ops.sum, lambda g, y, x, axis=None, keepdims=False: (_x(g).broadcast_to(_reduce_shape(g, x, axis, keepdims), x.shape),))
-defvjp(ops.mean, lambda g, y, x, axis=None, keepdims=False:
-       (_x(g).broadcast_to(_reduce_shape(g, x, axis, keepdims), x.shape) / _count(x, axis),))
+defvjp(ops.mean, lambda g, y, x, axis=None, keepdims=False:                    # divided, then broadcast: a view
+       (_x(g).broadcast_to(_reduce_shape(g, x, axis, keepdims) / _count(x, axis), x.shape),))
 defvjp(ops.max, _extreme_vjp)
 defvjp(ops.min, _extreme_vjp)
 

@@ -290,10 +290,11 @@ def _slices(B, T, W, name):
     return [slice(p[0], p[-1] + 1) for p in parts]
 
 def _each(slices, run):
-    "`run(k)` for every slice `k`: on the worker threads, or on the calling thread when there is one slice."
-    if len(slices) == 1: return run(0)
-    jobs = [_pool().submit(run, k) for k in range(len(slices))]
-    for job in jobs: job.result()
+    "`run(k)` for every slice `k`: the first on the calling thread, the others on the worker threads meanwhile."
+    jobs = [_pool().submit(run, k) for k in range(1, len(slices))]
+    try: run(0)
+    finally:
+        for job in jobs: job.result()                               # none outlives the call it belongs to
 
 # %% ../nbs/08b0_compiled.ipynb 33
 def steps(kind, A, x, h0, c0=None, mask=None, go_backwards=False, zero_output_for_mask=False, return_sequences=True,

@@ -93,8 +93,8 @@ def cudnn_ok(layer, sequences, mask=None, constants=None) -> bool:
 
 # %% ../nbs/08c_dispatch.ipynb 13
 class CallPath(NamedTuple):
-    "The path one call of a recurrent layer takes, and why."
-    path: str             # 'cudnn', 'fused' or 'loop'
+    "The path one call of a recurrent (or convolution) layer takes, and why."
+    path: str             # 'cudnn', 'fused' or 'loop'; a convolution: 'compiled' or 'im2col'
     reason: str           # why this path, and not a faster one
     lengths: object = None  # cuDNN with a mask: the per-sample lengths it becomes
 

@@ -6,6 +6,9 @@
 * ConvLSTM outside a tape: the input convolution a chunk of steps at a time (`ConvLSTM.input_steps`); the
   reference is all steps at once (`input_sequence`, the path a tape records). Inference memory flat in T.
 * `call_path` describes ConvLSTM's path.
+
+These are the NumPy paths: the compiled kernels of notebook 12a0 (tests/unit/test_conv_kernels.py) are switched
+off here (`RNNBOOK_COMPILED=0`), or float32 stride-1 calls would go to them instead.
 """
 import itertools
 import tracemalloc
@@ -18,6 +21,12 @@ from rnnbook.autodiff import GradientTape
 from rnnbook.conv_layers import Conv1D, Conv2D, Conv3D
 from rnnbook.conv_lstm import ConvLSTM1D, ConvLSTM2D
 from rnnbook.dispatch import call_path, CallPath
+
+
+@pytest.fixture(autouse=True)
+def numpy_paths(monkeypatch):
+    "The im2col paths of notebook 12a, not the compiled kernels."
+    monkeypatch.setenv("RNNBOOK_COMPILED", "0")
 
 
 @pytest.fixture
