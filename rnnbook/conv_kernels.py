@@ -6,7 +6,6 @@
 __all__ = ['SPLIT_FLOPS', 'HEAD_START', 'reason', 'forward', 'kernel_grad', 'input_grad']
 
 # %% ../nbs/12a0_conv_kernels.ipynb 3
-import os
 import ctypes
 import threading
 import numpy as np
@@ -83,52 +82,39 @@ def _gather_kernel(numba, memmove):
     return gather
 
 # %% ../nbs/12a0_conv_kernels.ipynb 13
-def _forward_kernel(numba, gather, gemm):
-    "Compiled: output rows `r0..r1` of the stride-1 convolution of `x` with `Wk` `(K·C + 1, F)`, its last row the bias."
+def _blocks_kernel(numba, gather, gemm):
+    "Compiled: the blocks of output rows `r0..r1`, each gathered and multiplied: the forward, or the kernel's gradient."
     @numba.njit(nogil=True)
-    def forward(x, top, left, kh, kw, Wk, z, rows, r0, r1, buf):
-        Ho, Wo, F = z.shape[1], z.shape[2], z.shape[3]
-        K = Wk.shape[0]
+    def blocks(x, top, left, kh, kw, Z, rows, grad, r0, r1, buf, W):
+        """`grad` False: `Z` (the output) = the patches times `W` `(K·C + 1, F)`, its last row the bias.
+        `grad` True: `W` (a part's W̄ and b̄) += the patches, transposed, times `Z` (the output's cotangents)."""
+        Ho, Wo, F = Z.shape[1], Z.shape[2], Z.shape[3]
+        K = W.shape[0]
+        by_taps = x.shape[3] == 1                               # the patches transposed: `(K·C + 1, m)`
         r = r0
         while r < r1:
             r2 = min(r1, r + rows)
             m = (r2 - r) * Wo
             gather(x, top, left, kh, kw, Ho, Wo, buf, r, r2)
-            by_taps = x.shape[3] == 1                           # the patches transposed: `(K + 1, m)`
-            gemm(101, 112 if by_taps else 111, 111, m, F, K, 1.0, buf.ctypes.data, m if by_taps else K,
-                 Wk.ctypes.data, F, 0.0, z.ctypes.data + 4 * r * Wo * F, F)
+            lda, block = m if by_taps else K, Z.ctypes.data + 4 * r * Wo * F
+            if grad: gemm(101, 111 if by_taps else 112, 111, K, F, m, 1.0, buf.ctypes.data, lda, block, F, 1.0,
+                          W.ctypes.data, F)
+            else: gemm(101, 112 if by_taps else 111, 111, m, F, K, 1.0, buf.ctypes.data, lda, W.ctypes.data, F, 0.0,
+                       block, F)
             r = r2
-    return forward
-
-def _kernel_grad_kernel(numba, gather, gemm):
-    "Compiled: `dW` `(K·C + 1, F)` += the patches of output rows `r0..r1`, transposed, times their cotangents."
-    @numba.njit(nogil=True)
-    def kernel_grad(x, top, left, kh, kw, gz, rows, r0, r1, buf, dW):
-        Ho, Wo, F = gz.shape[1], gz.shape[2], gz.shape[3]
-        K = dW.shape[0]
-        r = r0
-        while r < r1:
-            r2 = min(r1, r + rows)
-            m = (r2 - r) * Wo
-            gather(x, top, left, kh, kw, Ho, Wo, buf, r, r2)
-            by_taps = x.shape[3] == 1
-            gemm(101, 111 if by_taps else 112, 111, K, F, m, 1.0, buf.ctypes.data, m if by_taps else K,
-                 gz.ctypes.data + 4 * r * Wo * F, F, 1.0, dW.ctypes.data, F)
-            r = r2
-    return kernel_grad
+    return blocks
 
 # %% ../nbs/12a0_conv_kernels.ipynb 17
 _state, _lock = {}, threading.Lock()
 
 def _setup(name):
-    "`(forward, kernel_grad)` compiled for product library `name` ('mkl' or 'openblas'), built once."
+    "The compiled `blocks` for product library `name` ('mkl' or 'openblas'), built once."
     with _lock:
         if name not in _state:
             import numba
             lib = compiled._setup(name)[1]
             gemm = lib[3] if name == 'mkl' else lib[0]                # cblas_sgemm, row-major
-            gather = _gather_kernel(numba, _memmove())
-            _state[name] = _forward_kernel(numba, gather, gemm), _kernel_grad_kernel(numba, gather, gemm)
+            _state[name] = _blocks_kernel(numba, _gather_kernel(numba, _memmove()), gemm)
         return _state[name]
 
 # %% ../nbs/12a0_conv_kernels.ipynb 20
@@ -156,14 +142,13 @@ def _cuts(R, flops, name):
     parts = min(compiled.threads() if name == 'mkl' and flops >= SPLIT_FLOPS else 1, R)
     if parts == 1: return np.array([0, R], np.int64)
     first = R / parts + R * min(0.06, HEAD_START / flops)
-    return np.unique([0] + [round(first + (R - first) * k / (parts - 1)) for k in range(parts)]).astype(np.int64)
+    return np.array(sorted({0, *(round(first + (R - first) * k / (parts - 1)) for k in range(parts))}), np.int64)
 
-def _run(name, which, head, cuts, size, each=()):
-    """Kernel `which` (0: forward, 1: kernel_grad) on every part of the output rows `cuts`: `head` are its first
-    arguments, `size` the floats of its buffer, `each` arrays with one row per part (the parts' own sums)."""
-    one = _setup(name)[which]
-    def run(k):
-        one(*head, cuts[k], cuts[k + 1], compiled._buffer('conv', size), *(a[k] for a in each))   # thread's own
+def _run(name, head, cuts, size, W):
+    """`blocks(*head, ...)` on every part of the output rows `cuts`, with a buffer of `size` floats of the thread's
+    own and `W[k]`: the kernel matrix (the same for every part) or part `k`'s own W̄."""
+    blocks = _setup(name)
+    def run(k): blocks(*head, cuts[k], cuts[k + 1], compiled._buffer('conv', size), W[k])
     compiled._each(range(len(cuts) - 1), run)
 
 # %% ../nbs/12a0_conv_kernels.ipynb 24
@@ -178,15 +163,16 @@ def forward(x, kernel, bias, pads):
     K = kh * kw * C + 1                                                   # the taps, and the bias's 1
     rows = _rows(K, F, Wo)
     b = np.zeros((1, F), np.float32) if bias is None else np.reshape(bias, (1, F))
-    Wk = np.ascontiguousarray(np.concatenate([kernel.reshape(K - 1, F), b]), dtype=np.float32)   # (K·C + 1, F), C order
+    Wk = np.ascontiguousarray(np.concatenate([kernel.reshape(K - 1, F), b]), dtype=np.float32)   # (K·C + 1, F)
     z = np.empty((N, Ho, Wo, F), np.float32)
-    head = (np.ascontiguousarray(x), top, left, kh, kw, Wk, z, rows)
-    _run(name, 0, head, _cuts(N * Ho, 2 * z.size * K, name), rows * Wo * K)
+    cuts = _cuts(N * Ho, 2 * z.size * K, name)
+    head = (np.ascontiguousarray(x), top, left, kh, kw, z, rows, False)
+    _run(name, head, cuts, rows * Wo * K, [Wk] * (len(cuts) - 1))                 # every part: the same matrix
     return z
 
 # %% ../nbs/12a0_conv_kernels.ipynb 28
 def kernel_grad(x, kernel_shape, gz, pads):
-    "`(W̄, b̄)`, `(kh, kw, C, F)` and `(F,)`, of `forward(x, W, b, pads)` for output cotangents `gz` `(N, Ho, Wo, F)`."
+    "`(W̄, b̄)`, `(kh, kw, C, F)` and `(F,)`, of `forward(x, W, b, pads)` for the cotangents `gz` `(N, Ho, Wo, F)`."
     name = compiled.library()
     kh, kw, C, F = kernel_shape
     N, Ho, Wo = gz.shape[:3]
@@ -194,8 +180,8 @@ def kernel_grad(x, kernel_shape, gz, pads):
     rows = _rows(K, F, Wo)
     cuts = _cuts(N * Ho, 2 * gz.size * K, name)
     dW = np.zeros((len(cuts) - 1, K, F), np.float32)                     # each part's own
-    head = (np.ascontiguousarray(x), pads[0][0], pads[1][0], kh, kw, np.ascontiguousarray(gz, dtype=np.float32), rows)
-    _run(name, 1, head, cuts, rows * Wo * K, (dW,))
+    gz = np.ascontiguousarray(gz, dtype=np.float32)
+    _run(name, (np.ascontiguousarray(x), pads[0][0], pads[1][0], kh, kw, gz, rows, True), cuts, rows * Wo * K, dW)
     dW = dW.sum(0)
     return dW[:-1].reshape(kernel_shape), dW[-1]
 

@@ -159,22 +159,25 @@ def _plus(z, bias):
     return z
 
 def _on_kernels(x, kernel, s, padding, r, bias=None):
-    "`(x, kernel, pads)` as notebook 12a0's kernels take them (a 1-D convolution as height 1), or None if they cannot run."
+    "`(x, kernel, pads)` as notebook 12a0's kernels take them (1-D as height 1), or None where they cannot run."
     if conv_kernels.reason(x, kernel, s, r) is not None: return None
     if bias is not None and bias.dtype != np.float32: return None
     pads = _geometry(x.shape, kernel.shape[:-2], s, padding, r)[0]
     if x.ndim == 3: return x[:, None], kernel[None], [(0, 0)] + pads
     return x, kernel, pads
 
+def _by_kernels(x, on, bias):
+    "`conv`'s output by notebook 12a0's forward, for `on` from `_on_kernels` (a 1-D output without its height axis)."
+    z = conv_kernels.forward(*on[:2], bias, on[2])                              # (N, Ho, Wo, F)
+    return z if x.ndim == 4 else z[:, 0]
+
 @primitive
 def conv(x, kernel, strides=1, padding='valid', dilation_rate=1, bias=None):
-    "N-D convolution of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C, F)`, plus `bias` `(F,)` if given: `(N, *O, F)`."
+    "N-D convolution of channels-last `x` `(N, *S, C)` with `kernel` `(*k, C, F)`, plus `bias` `(F,)`: `(N, *O, F)`."
     x, kernel, bias = unwrap(x), unwrap(kernel), unwrap(bias)
     args = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
     on = _on_kernels(x, kernel, *args[1:], bias)
-    if on is not None:
-        z = conv_kernels.forward(*on[:2], bias, on[2])                              # (N, Ho, Wo, F)
-        return z if x.ndim == 4 else z[:, 0]
+    if on is not None: return _by_kernels(x, on, bias)
     if _blocks_ok(x, *args): return _plus(_conv_blocked(x, kernel, *args), bias)
     return _plus(_conv_cols(x, kernel, *args[1:])[0], bias)
 
@@ -223,7 +226,8 @@ _KERNEL_BLOCK = 1 << 18   # patch elements per block of the kernel's cotangent
 def _conv_fwd(x, kernel, strides=1, padding='valid', dilation_rate=1, bias=None):
     "`conv` for the tape: its output, and `(patches,)` kept for the rule (None where the compiled kernels run)."
     k, s, padding, r = _conv_args(x.ndim - 2, kernel.shape[:-2], strides, padding, dilation_rate)
-    if _on_kernels(x, kernel, s, padding, r, bias) is not None: return conv.raw(x, kernel, s, padding, r, bias), None
+    on = _on_kernels(x, kernel, s, padding, r, bias)
+    if on is not None: return _by_kernels(x, on, bias), None
     z, cols = _conv_cols(x, kernel, s, padding, r)
     return _plus(z, bias), (cols,)
 

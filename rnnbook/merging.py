@@ -41,6 +41,22 @@ def _is_shape_list(input_shape) -> bool:
     return isinstance(input_shape, (list, tuple)) and len(input_shape) > 0 and \
         all(isinstance(s, (list, tuple)) for s in input_shape)
 
+_CALL = """Call arguments:
+    inputs: list of arrays `(batch, ...)`, of one batch size.
+    mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
+        automatically when the inputs carry masks.
+
+Input shape:
+    List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
+
+Output shape:
+    Their broadcast shape; the mask is the OR of the input masks (None if an input has none)."""
+
+def _document(cls):
+    "`document(cls)`, and the elementwise merges' shared call and shape sections in place of `{call}`."
+    document(cls)
+    cls.__doc__ = cls.__doc__.replace('{call}', _CALL)
+
 class Merge(Layer):
     """Base of the merge layers: a list of arrays in, one array out, the input masks merged (Keras 3).
 
@@ -50,16 +66,7 @@ class Merge(Layer):
 
     {args}
 
-    Call arguments:
-        inputs: list of arrays `(batch, ...)`, of one batch size.
-        mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
-            automatically when the inputs carry masks.
-
-    Input shape:
-        List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
-
-    Output shape:
-        Their broadcast shape.
+    {call}
     """
     _real_input = True
     def __init__(self, **kwargs):
@@ -77,23 +84,7 @@ class Merge(Layer):
         for s in input_shape[1:]: out = _broadcast_shape(out, tuple(s[1:]))
         self._reshape_required = len({len(s) for s in input_shape}) != 1
 
-document(Merge)
-
-_CALL = """Call arguments:
-    inputs: list of arrays `(batch, ...)`, of one batch size.
-    mask: optional list of boolean masks `(batch, timesteps)` (or None entries), one per input; set
-        automatically when the inputs carry masks.
-
-Input shape:
-    List of shapes `(batch, ...)` that broadcast against each other (after the batch axis).
-
-Output shape:
-    Their broadcast shape; the mask is the OR of the input masks (None if an input has none)."""
-
-def _document(cls):
-    "`document(cls)`, and the elementwise merges' shared call and shape sections in place of `{call}`."
-    document(cls)
-    cls.__doc__ = cls.__doc__.replace('{call}', _CALL)
+_document(Merge)
 
 # %% ../nbs/11a_merging.ipynb 12
 def _cast_all(layer, inputs):

@@ -1,7 +1,6 @@
 """The compiled LSTM kernel (notebook 08b0) under threads, interrupts and fork: its worker threads never mix two
 calls' slices, an interrupt leaves nothing half-written that a later call reads, and a forked child makes its own
 workers instead of waiting on its parent's."""
-import multiprocessing
 import os
 import threading
 import _thread
@@ -11,6 +10,7 @@ import pytest
 
 from rnnbook import compiled, ops
 from rnnbook.layers import LSTM
+from measure import in_forked_child  # tests/helpers
 
 pytestmark = pytest.mark.skipif(
     compiled.reason('lstm', np.zeros((1, 2, 1), np.float32), ops.tanh) is not None,
@@ -66,20 +66,14 @@ def test_an_interrupt_while_the_workers_run_leaves_later_calls_right(split, monk
     np.testing.assert_allclose(np.asarray(layer(x)), reference(layer, x, monkeypatch), atol=1e-5)
 
 
-def _child(queue):
+def _child():
     x = np.random.default_rng(2).standard_normal((40, 30, 8)).astype("float32")
     layer = LSTM(16)
     compiled.SPLIT_FLOPS, compiled.MIN_SLICE = 0, 1
-    queue.put(np.asarray(layer(x)).shape)
+    return np.asarray(layer(x)).shape
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_makes_its_own_workers(split):
     LSTM(4)(np.zeros((4, 3, 2), "float32"))       # the parent's workers exist
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child, args=(queue,))
-    child.start()
-    child.join(120)
-    assert child.exitcode == 0, "the child hung or failed"
-    assert queue.get(timeout=5) == (40, 16)
+    assert in_forked_child(_child) == (40, 16)

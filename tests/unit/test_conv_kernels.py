@@ -4,17 +4,15 @@
    every other call keeps the im2col path of notebook 12a, and `reason` says why.
 2. Against Keras 3 (torch backend): outputs and the gradients of input, kernel and bias (torch autograd through
    Keras) on random stride-1 configurations, every padding, groups, channels first, with and without bias, the
-   input traced or data; and against the im2col path (`RNNBOOK_COMPILED=0`) with the work cut into parts.
+   input traced or data, in one part and cut into parts; and against the im2col path (`RNNBOOK_COMPILED=0`).
 3. Against the definition in float64, on shapes the layers do not produce: uneven zeros, kernels as large as the
    input, one channel, one output row.
 4. Under faults: many Python threads at once, an interrupt while the worker threads run, a forked child, NaN and
    infinity, non-contiguous inputs, an empty batch.
 5. Memory: the forward never holds the patch matrix, and neither does a gradient tape.
 """
-import multiprocessing
 import os
 import threading
-import tracemalloc
 import _thread
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -28,6 +26,7 @@ import rnnbook as rb  # noqa: E402
 from rnnbook import conv_kernels, convolution  # noqa: E402
 from rnnbook import conv_layers as cv  # noqa: E402
 from rnnbook.layer import Variable  # noqa: E402
+from measure import in_forked_child, peak_bytes  # noqa: E402  (tests/helpers)
 
 WHY = conv_kernels.reason(np.zeros((1, 2, 2, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32), (1, 1), (1, 1))
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no compiled convolution here: {WHY}")
@@ -142,8 +141,11 @@ def keras_grads(layer, x, w):
     return [xt.grad.numpy()] + [v.value.grad.numpy() for v in layer.trainable_weights]
 
 
+@pytest.mark.parametrize("parts", [False, True])
 @pytest.mark.parametrize("name,shape,kw", random_configs(40, seed=7))
-def test_random_configurations_match_keras(spy, name, shape, kw):
+def test_random_configurations_match_keras(spy, monkeypatch, name, shape, kw, parts):
+    if parts:
+        monkeypatch.setattr(conv_kernels, "SPLIT_FLOPS", 0)          # cut into one part per core, however small
     torch.set_num_threads(1)
     x = data(shape, seed=2)
     k, r = keras_pair(name, shape, kw)
@@ -258,22 +260,16 @@ def test_an_interrupt_while_the_workers_run_leaves_later_calls_right(split, monk
     np.testing.assert_allclose(np.asarray(layer(x)), reference(layer, x, monkeypatch), atol=1e-5)
 
 
-def _child(queue):
+def _child():
     conv_kernels.SPLIT_FLOPS = 0
     x = np.random.default_rng(2).standard_normal((6, 12, 12, 3)).astype("float32")
-    queue.put(np.asarray(cv.Conv2D(4, 3)(x)).shape)
+    return np.asarray(cv.Conv2D(4, 3)(x)).shape
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_runs_its_own_parts(split):
     cv.Conv2D(4, 3)(data((6, 12, 12, 3)))                            # the parent's workers exist
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child, args=(queue,))
-    child.start()
-    child.join(120)
-    assert child.exitcode == 0, "the child hung or failed"
-    assert queue.get(timeout=5) == (6, 10, 10, 4)
+    assert in_forked_child(_child) == (6, 10, 10, 4)
 
 
 def test_nan_and_infinity_reach_only_their_windows():
@@ -281,9 +277,9 @@ def test_nan_and_infinity_reach_only_their_windows():
     x[0, 2, 3, 1], x[1, 0, 0, 0] = np.nan, np.inf
     w = np.abs(data((3, 3, 2, 4), seed=1)) + 0.1
     z = conv_kernels.forward(x, w, None, ((1, 1), (1, 1)))
-    assert np.isnan(z[0, 1:4, 2:5]).all() and not np.isnan(np.delete(z[0].reshape(36, 4),
-                                                                    [r * 6 + c for r in range(1, 4) for c in range(2, 5)],
-                                                                    axis=0)).any()
+    window = np.zeros((6, 6), bool)
+    window[1:4, 2:5] = True                                          # the outputs whose window holds the NaN
+    assert np.isnan(z[0][window]).all() and not np.isnan(z[0][~window]).any()
     assert np.isposinf(z[1, :2, :2]).all() and np.isfinite(z[1, 2:]).all()
 
 
@@ -305,28 +301,19 @@ def test_a_kernel_larger_than_the_input_is_the_same_error():
 # ---------------------------------------------------------------------------------------------------------------
 # 5. memory
 # ---------------------------------------------------------------------------------------------------------------
-def peak(fn):
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_neither_the_forward_nor_a_tape_holds_the_patch_matrix():
     layer = cv.Conv2D(16, 3, padding="same")
     x = data((8, 32, 32, 16))                                        # patches: 8·32·32·144 floats = 4.7 MB
     layer(x)
     out = 8 * 32 * 32 * 16 * 4                                       # the output: 0.5 MB
-    assert peak(lambda: layer(x)) < 2 * out
+    assert peak_bytes(lambda: layer(x)) < 2 * out
 
     def step():
         with rb.GradientTape() as tape:
             loss = rb.ops.sum(rb.ops.square(layer(x)))
         tape.gradient(loss, layer.trainable_weights)
     step()
-    assert peak(step) < 6 * out                                      # output, square, cotangents: no patches
+    assert peak_bytes(step) < 6 * out                                      # output, square, cotangents: no patches
 
 
 def test_call_path_says_which_and_why():

@@ -1,8 +1,6 @@
 """Edge cases with a defined result: empty batches, one and zero time steps, fully masked samples, units=1,
 very long sequences (memory that does not grow with T), integer and boolean inputs, NaN/inf, and arrays that
 are non-contiguous, Fortran-ordered or read-only -- across the layers, and under `rb.GradientTape`."""
-import gc
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from rnnbook import ops
 from rnnbook.backend import flatten
 from rnnbook.layers import (RNN, SimpleRNN, GRU, LSTM, SimpleRNNCell, GRUCell, LSTMCell, Bidirectional, TimeDistributed,
                             ConvLSTM1D, ConvLSTM2D, Embedding, Dense, Masking, BatchNormalization, CuDNNLSTM)
+from measure import peak_bytes  # noqa: E402  (tests/helpers)
 
 
 def seq(B=3, T=4, D=5, seed=0, dtype='float32'):
@@ -159,16 +158,6 @@ def test_fully_masked_sample_keeps_its_initial_state(cls):
 
 
 # ---- long sequences: memory does not grow with T at inference --------------------------------------------------
-
-def peak_bytes(fn):
-    gc.collect()
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
 
 @pytest.mark.parametrize('cls', [SimpleRNN, GRU, LSTM])
 def test_long_sequence_memory_does_not_grow_with_T(cls):
